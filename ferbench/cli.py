@@ -1,0 +1,199 @@
+"""The ``ferbench`` command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import FerbenchError
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _print_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, default=str, allow_nan=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ferbench")
+def cli() -> None:
+    """ferbench: run FER methods under declared protocols and compare them on leaderboards."""
+
+
+@cli.command()
+@click.option("--method", "-m", required=True, help="Method name (see `ferbench methods`).")
+@click.option("--dataset", "-d", required=True, help="Dataset name (see `ferbench datasets`).")
+@click.option("--protocol", "-p", help="Evaluation protocol of the dataset (default: the dataset's).")
+@click.option("--preset", help="Method preset, e.g. tiny or paper (default: the method's, usually paper).")
+@click.option("--config", "config_file", help="YAML file with config overrides (sections model/train/data/...).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override one config key, e.g. --set train.epochs=5 (repeatable).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for initialisation, order and augmentation.")
+@click.option("--fold", type=click.IntRange(min=0), help="Run only this fold of the protocol (default: all folds).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--data-root", help="Folder holding the dataset's files (or set FERBENCH_DATA_ROOT).")
+@click.option("--db", help="Results database (default: $FERBENCH_DB or ~/.ferbench/ferbench.duckdb).")
+@click.option("--fresh", is_flag=True, help="Start a new run even if an interrupted identical run can be resumed.")
+@click.option("--progress/--no-progress", default=None, help="Show progress bars (default: when on a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of text.")
+def run(method: str, dataset: str, protocol: str | None, preset: str | None, config_file: str | None,
+        assignments: tuple[str, ...], seed: int, fold: int | None, device: str, data_root: str | None,
+        db: str | None, fresh: bool, progress: bool | None, as_json: bool) -> None:
+    """Train and evaluate METHOD on DATASET under a protocol; record everything in the database."""
+    from .config import parse_assignment
+    from .runner import RunRequest
+    from .runner import run as execute
+
+    request = RunRequest(method=method, dataset=dataset, protocol=protocol, preset=preset, config_file=config_file,
+                         assignments=[parse_assignment(a) for a in assignments], seed=seed, fold=fold,
+                         device=device, data_root=data_root, db=db, progress=progress, fresh=fresh)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise FerbenchError("--device cuda was asked for but no CUDA device is available; use --device auto")
+    summary = execute(request, echo=_echo_err if as_json else click.echo)
+    if as_json:
+        _print_json(summary)
+        return
+    click.echo(f"run {summary['run_id']} completed in {summary['seconds']}s")
+    for name, stats in summary["aggregate"].items():
+        click.echo(f"  {name:<22} {100 * stats['mean']:6.2f} +- {100 * stats['std']:.2f}  (n={stats['n']})")
+    click.echo(f"results: {summary['db']}")
+
+
+@cli.command()
+@click.option("--db", help="Results database.")
+@click.option("--method", help="Only runs of this method.")
+@click.option("--dataset", help="Only runs on this dataset.")
+@click.option("--json", "as_json", is_flag=True)
+def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool) -> None:
+    """List recorded runs with their mean metrics."""
+    from .store import Store
+
+    where, params = [], []
+    for column, value in (("method", method), ("dataset", dataset)):
+        if value:
+            where.append(f"r.{column} = ?")
+            params.append(value)
+    rows = Store(db).query(
+        "SELECT r.run_id, r.method, r.dataset, r.protocol, r.preset, r.seed, r.status, r.selection_rule, "
+        "r.started_at, count(DISTINCT m.fold) AS folds_done, "
+        "avg(CASE WHEN m.metric = 'accuracy' THEN m.value END) AS accuracy, "
+        "avg(CASE WHEN m.metric = 'mean_class_accuracy' THEN m.value END) AS mean_class_accuracy "
+        "FROM runs r LEFT JOIN fold_metrics m USING (run_id) "
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + "GROUP BY ALL ORDER BY r.started_at", params)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no runs recorded")
+        return
+    click.echo(f"{'run id':<23} {'method':<14} {'dataset/protocol':<24} {'preset':<7} {'seed':>4} "
+               f"{'status':<11} {'folds':>5} {'acc':>6} {'mca':>6}")
+    for r in rows:
+        acc = "" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}"
+        mca = "" if r["mean_class_accuracy"] is None else f"{100 * r['mean_class_accuracy']:.2f}"
+        flag = "*" if r["selection_rule"] == "test" else ""
+        click.echo(f"{r['run_id']:<23} {r['method']:<14} {r['dataset'] + '/' + r['protocol']:<24} "
+                   f"{r['preset']:<7} {r['seed']:>4} {r['status']:<11} {r['folds_done']:>5} {acc:>6}{flag} {mca:>6}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json: bool) -> None:
+    """List installed plugins (distribution and version) and what each provides."""
+    from .plugins import describe_plugins
+
+    described = describe_plugins()
+    if as_json:
+        _print_json(described)
+        return
+    for plugin in described:
+        dist = f"{plugin['distribution']} {plugin['version']}" if plugin["distribution"] else "(not from a distribution)"
+        click.echo(f"{plugin['name']}  [{dist}]  module {plugin['module']}")
+        for kind, names in plugin["provides"].items():
+            if names:
+                click.echo(f"    {kind}: {', '.join(names)}")
+        click.echo(f"    hooks: {', '.join(plugin['hooks'])}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def methods(as_json: bool) -> None:
+    """List methods with their presets and source papers."""
+    from .plugins import registry
+
+    table = [{"name": m.name, "presets": list(m.presets), "default_preset": m.default_preset,
+              "modalities": list(m.modalities), "paper": m.paper, "description": m.description}
+             for m in sorted(registry().methods.values(), key=lambda m: m.name)]
+    if as_json:
+        _print_json(table)
+        return
+    for m in table:
+        click.echo(f"{m['name']:<16} presets: {', '.join(m['presets'])}; {m['description']}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def datasets(as_json: bool) -> None:
+    """List datasets with their classes and protocols."""
+    from .plugins import registry
+
+    table = [{"name": d.name, "classes": list(d.classes), "modalities": list(d.modalities),
+              "protocols": {p.name: p.description for p in d.protocols.values()},
+              "default_protocol": d.default_protocol, "needs_data_root": d.needs_data_root,
+              "description": d.description}
+             for d in sorted(registry().datasets.values(), key=lambda d: d.name)]
+    if as_json:
+        _print_json(table)
+        return
+    for d in table:
+        protocols = ", ".join(p + ("*" if p == d["default_protocol"] else "") for p in d["protocols"])
+        click.echo(f"{d['name']:<12} {len(d['classes'])} classes, {'+'.join(d['modalities'])}; "
+                   f"protocols: {protocols}; {d['description']}")
+
+
+@cli.command()
+@click.option("--db", help="Results database.")
+@click.option("--out", "out_dir", default="leaderboards/site", show_default=True, help="Output folder.")
+def leaderboard(db: str | None, out_dir: str) -> None:
+    """Render static HTML leaderboards from the database."""
+    from .leaderboard import render_leaderboard
+    from .store import Store
+
+    index = render_leaderboard(Store(db), Path(out_dir))
+    click.echo(f"leaderboard: {index.resolve()}")
+
+
+@cli.command()
+@click.option("--db", help="Results database.")
+@click.option("--out", "out_dir", required=True, help="Folder for one file per table.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+def export(db: str | None, out_dir: str, fmt: str) -> None:
+    """Export every table of the database to CSV or Parquet."""
+    from .store import Store
+
+    for path in Store(db).export(Path(out_dir), fmt):
+        click.echo(str(path))
+
+
+def main() -> None:
+    """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
+    try:
+        cli.main(standalone_mode=False)
+    except FerbenchError as exc:
+        _echo_err(f"ferbench: error: {exc}")
+        sys.exit(2)
+    except click.ClickException as exc:
+        _echo_err(f"ferbench: error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort
+        _echo_err("ferbench: interrupted; run the same command again to resume")
+        sys.exit(130)

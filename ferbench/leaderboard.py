@@ -1,0 +1,353 @@
+"""A static HTML leaderboard of the results database.
+
+:func:`render_leaderboard` writes ``index.html`` (dataset protocols x methods), one page per dataset
+protocol ranking its *entries* -- the completed runs of one (method, preset, config hash), pooled over
+seeds -- and one page per run (provenance, config, per-fold metrics, per-class recall, confusion matrix,
+training curves). Pages use relative links only and no JavaScript, so they open straight from disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from . import __version__
+from .config import flatten
+from .metrics import confusion_matrix, mean_std, per_class_recall
+from .store import Store
+
+#: Metrics stored as fractions and shown in percent; the ranking shows these, sorted by the first.
+PERCENT_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1")
+FOLD_COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
+                "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d")
+#: ``paper_results[dataset][method]`` (or ``paper_results["dataset/protocol"][method]``): accuracy in percent.
+PaperResults = Mapping[str, Mapping[str, float]]
+
+_PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
+
+
+def safe_name(text: Any) -> str:
+    """A file-name-safe form of ``text``: kept when already plain lowercase, else cleaned and suffixed
+    with a hash so that distinct names never share a file (also on case-insensitive file systems).
+    The result never contains ``--``, which separates dataset and protocol in page names."""
+    text = str(text)
+    if _PLAIN_NAME.fullmatch(text) and "--" not in text and not text.endswith("."):
+        return text
+    cleaned = re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-.")[:60].strip("-.")
+    return f"{cleaned or 'x'}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class RunView:
+    """A ``runs`` row with its folds, per-fold scalar metrics and curves."""
+
+    row: dict[str, Any]
+    folds: dict[int, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    curves: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.row["run_id"])
+
+    @property
+    def page(self) -> str:
+        """Path of the run page relative to the site root."""
+        return f"runs/{safe_name(self.run_id)}.html"
+
+    @property
+    def test_selected(self) -> bool:
+        return bool(self.row.get("selected_on_test")) or self.row.get("selection_rule") == "test"
+
+    def values(self, metric: str) -> list[float]:
+        return [m[metric] for _, m in sorted(self.metrics.items()) if metric in m]
+
+
+@dataclass
+class Entry:
+    """Completed runs of one (method, preset, config hash) on one dataset protocol, over seeds."""
+
+    method: str
+    preset: str
+    config_hash: str
+    runs: list[RunView]
+    expected_folds: int | None
+    paper: float | None = None
+
+    @cached_property
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Mean, std and count of each ranked metric over all fold x seed values."""
+        return {name: mean_std(v for run in self.runs for v in run.values(name)) for name in PERCENT_METRICS}
+
+    @property
+    def seeds(self) -> list[Any]:
+        return sorted({run.row.get("seed") for run in self.runs}, key=str)
+
+    @property
+    def n_folds(self) -> int:
+        return len({fold for run in self.runs for fold in run.metrics})
+
+    @property
+    def selection_rules(self) -> str:
+        return ", ".join(sorted({str(run.row.get("selection_rule")) for run in self.runs}))
+
+    @property
+    def test_selected(self) -> bool:
+        return any(run.test_selected for run in self.runs)
+
+    @property
+    def flags(self) -> list[tuple[str, str]]:
+        """(css class, text) badges for anything that makes the entry less comparable."""
+        flags = [("warn", "selected on test")] if self.test_selected else []
+        if self.expected_folds and any(len(run.metrics) < self.expected_folds for run in self.runs):
+            flags.append(("note", f"partial folds (protocol has {self.expected_folds})"))
+        if len({run.row.get("manifest_hash") for run in self.runs}) > 1:
+            flags.append(("note", "mixed split manifests"))
+        if len(self.runs) > len(self.seeds):
+            flags.append(("note", f"{len(self.runs)} runs for {len(self.seeds)} seeds"))
+        return flags
+
+
+@dataclass
+class Board:
+    """Everything recorded on one dataset protocol."""
+
+    dataset: str
+    protocol: str
+    runs: list[RunView]
+    entries: list[Entry]
+    expected_folds: int | None
+
+    @property
+    def page(self) -> str:
+        return f"{safe_name(self.dataset)}--{safe_name(self.protocol)}.html"
+
+    @property
+    def unfinished(self) -> list[RunView]:
+        return [run for run in self.runs if run.row.get("status") != "completed"]
+
+    @property
+    def n_completed(self) -> int:
+        return len(self.runs) - len(self.unfinished)
+
+    def cell(self, method: str) -> dict[str, Any]:
+        """The index cell of ``method``: its best entry (and rank) and its run counts."""
+        ranked = [(rank, e) for rank, e in enumerate(self.entries, 1) if e.method == method]
+        runs = [run for run in self.runs if run.row.get("method") == method]
+        return {"rank": ranked[0][0] if ranked else None, "best": ranked[0][1] if ranked else None,
+                "n_runs": len(runs), "n_completed": sum(run.row.get("status") == "completed" for run in runs)}
+
+
+# --- formatting ------------------------------------------------------------------------------------
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
+
+
+def pct(value: Any) -> str:
+    """A fraction as a percentage with two decimals (``—`` when missing)."""
+    return f"{100 * value:.2f}" if _finite(value) else "—"
+
+
+def pm(stats: Mapping[str, float]) -> str:
+    """``mean ± std`` of fractions, in percent."""
+    return f"{pct(stats['mean'])} ± {pct(stats['std'])}" if stats.get("n") else "—"
+
+
+def metric_value(value: Any, name: str) -> str:
+    """A metric value: percent for :data:`PERCENT_METRICS`, four significant digits otherwise."""
+    if name in PERCENT_METRICS:
+        return pct(value)
+    return f"{value:.4g}" if _finite(value) else "—"
+
+
+def metric_pm(stats: Mapping[str, float], name: str) -> str:
+    if not stats.get("n"):
+        return "—"
+    return f"{metric_value(stats['mean'], name)} ± {metric_value(stats['std'], name)}"
+
+
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else ("—" if value is None else str(value))
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("ferbench", "templates"), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(pct=pct, pm=pm, metric_value=metric_value, metric_pm=metric_pm, when=when)
+    return env
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+def _load_runs(store: Store) -> tuple[list[RunView], dict[str, int]]:
+    """All runs with their folds, completed folds' metrics and curves; folds per manifest hash."""
+    runs = {row["run_id"]: RunView(row) for row in store.query("SELECT * FROM runs ORDER BY started_at, run_id")}
+    for row in store.query("SELECT * FROM folds ORDER BY run_id, fold"):
+        if row["run_id"] in runs:
+            runs[row["run_id"]].folds[row["fold"]] = row
+    for row in store.query("SELECT m.run_id, m.fold, m.metric, m.value FROM fold_metrics m JOIN folds f "
+                           "ON m.run_id = f.run_id AND m.fold = f.fold WHERE f.status = 'completed' "
+                           "ORDER BY m.run_id, m.fold, m.metric"):
+        if row["run_id"] in runs:
+            runs[row["run_id"]].metrics.setdefault(row["fold"], {})[row["metric"]] = row["value"]
+    for row in store.query("SELECT run_id, fold, epoch, name, value FROM curves ORDER BY run_id, name, fold, epoch"):
+        if row["run_id"] in runs:
+            runs[row["run_id"]].curves.setdefault(row["name"], {}).setdefault(row["fold"], []).append(
+                (row["epoch"], row["value"]))
+    fold_counts = {row["manifest_hash"]: row["n"] for row in store.query(
+        "SELECT manifest_hash, json_array_length(manifest, '$.folds') AS n FROM manifests")}
+    return list(runs.values()), fold_counts
+
+
+def _paper(paper: PaperResults, dataset: str, protocol: str, method: str) -> float | None:
+    for key in (f"{dataset}/{protocol}", dataset):
+        if key in paper and method in paper[key]:
+            return float(paper[key][method])
+    return None
+
+
+def _ranking_key(entry: Entry) -> tuple[float, str]:
+    mean = entry.stats[PERCENT_METRICS[0]]["mean"]
+    return (-mean if math.isfinite(mean) else math.inf, entry.method)
+
+
+def _boards(runs: list[RunView], fold_counts: Mapping[str, int], paper: PaperResults) -> list[Board]:
+    by_protocol: dict[tuple[str, str], list[RunView]] = defaultdict(list)
+    for run in runs:
+        by_protocol[(str(run.row.get("dataset")), str(run.row.get("protocol")))].append(run)
+    boards = []
+    for (dataset, protocol), members in sorted(by_protocol.items()):
+        expected = max((fold_counts.get(run.row.get("manifest_hash"), 0) for run in members), default=0) or None
+        groups: dict[tuple[str, str, str], list[RunView]] = defaultdict(list)
+        for run in members:
+            if run.row.get("status") == "completed":
+                groups[tuple(str(run.row.get(k)) for k in ("method", "preset", "config_hash"))].append(run)
+        entries = [Entry(method, preset, config_hash, group, expected, _paper(paper, dataset, protocol, method))
+                   for (method, preset, config_hash), group in groups.items()]
+        boards.append(Board(dataset, protocol, members, sorted(entries, key=_ranking_key), expected))
+    return boards
+
+
+# --- run page details ------------------------------------------------------------------------------
+
+def _class_tables(store: Store, run: RunView) -> dict[str, Any]:
+    """Per-class recall (pooled and per fold) and the pooled confusion matrix from stored predictions."""
+    per_fold = {fold: store.predictions(run.run_id, fold)[1:3] for fold in sorted(run.folds)}
+    classes = [str(c) for c in run.row.get("classes") or []]
+    if not per_fold:
+        return {"folds": [], "recall": [], "confusion": [], "classes": classes}
+    labels = np.concatenate([y for y, _ in per_fold.values()])
+    predictions = np.concatenate([p for _, p in per_fold.values()])
+    n = max([len(classes)] + [int(a.max()) + 1 for a in (labels, predictions) if len(a)])
+    classes += [f"class {i}" for i in range(len(classes), n)]
+    pooled = per_class_recall(labels, predictions, None, n)
+    fold_recall = {fold: per_class_recall(y, p, None, n) for fold, (y, p) in per_fold.items()}
+    matrix = confusion_matrix(labels, predictions, None, n)
+    support = matrix.sum(axis=1)
+    recall = [{"name": name, "support": int(support[i]), "pooled": pooled[i],
+               "folds": [fold_recall[f][i] for f in per_fold],
+               "mean": mean_std(fold_recall[f][i] for f in per_fold)} for i, name in enumerate(classes)]
+    shares = matrix / np.maximum(support, 1)[:, None]
+    confusion = [{"name": name, "support": int(support[i]),
+                  "cells": [{"count": int(c), "share": s if support[i] else math.nan, "alpha": float(s)}
+                            for c, s in zip(matrix[i], shares[i])]} for i, name in enumerate(classes)]
+    return {"folds": list(per_fold), "recall": recall, "confusion": confusion, "classes": classes}
+
+
+def _chart(name: str, series: Mapping[int, list[tuple[int, float]]], selected: Mapping[int, Any],
+           width: int = 300, height: int = 150) -> dict[str, Any]:
+    """Geometry of one small SVG line chart: a polyline per fold, epochs counted from 1."""
+    left, right, top, bottom = 52, 8, 8, 22
+    points = {fold: [(e + 1, v) for e, v in values if _finite(v)] for fold, values in sorted(series.items())}
+    xs = [x for values in points.values() for x, _ in values]
+    ys = [y for values in points.values() for _, y in values]
+    if not xs:
+        return {"name": name, "empty": True, "width": width, "height": height}
+    x_lo, x_hi, y_lo, y_hi = min(xs), max(xs), min(ys), max(ys)
+    if y_hi == y_lo:
+        y_lo, y_hi = y_lo - (abs(y_lo) or 1) * 0.1, y_hi + (abs(y_hi) or 1) * 0.1
+
+    def sx(x: float) -> float:
+        return left + (x - x_lo) / (x_hi - x_lo) * (width - left - right) if x_hi > x_lo else (left + width - right) / 2
+
+    def sy(y: float) -> float:
+        return top + (y_hi - y) / (y_hi - y_lo) * (height - top - bottom)
+
+    lines, markers = [], []
+    for index, (fold, values) in enumerate(points.items()):
+        colour = FOLD_COLOURS[index % len(FOLD_COLOURS)]
+        lines.append({"fold": fold, "colour": colour, "points": " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in values)})
+        chosen = selected.get(fold)
+        markers += [{"x": f"{sx(x):.1f}", "y": f"{sy(y):.1f}", "colour": colour, "fold": fold, "epoch": x,
+                     "value": f"{y:.4g}"} for x, y in values if chosen is not None and x == chosen + 1]
+    return {"name": name, "empty": False, "width": width, "height": height, "lines": lines, "markers": markers,
+            "left": left, "right": width - right, "top": top, "bottom": height - bottom,
+            "mid": f"{(top + height - bottom) / 2:.1f}", "x_lo": x_lo, "x_hi": x_hi,
+            "y_lo": f"{y_lo:.3g}", "y_hi": f"{y_hi:.3g}"}
+
+
+def _metric_names(runs: Iterable[RunView]) -> list[str]:
+    names = {name for run in runs for metrics in run.metrics.values() for name in metrics}
+    return [m for m in PERCENT_METRICS if m in names] + sorted(names - set(PERCENT_METRICS))
+
+
+def _config_rows(config: Any) -> list[tuple[str, str]] | None:
+    """The config as (dotted key, JSON value) rows, or None when it is not a mapping."""
+    if not isinstance(config, Mapping):
+        return None
+    return [(key, json.dumps(value)) for key, value in sorted(flatten(config).items())]
+
+
+def _run_context(store: Store, run: RunView, board: Board) -> dict[str, Any]:
+    selected = {fold: info.get("selected_epoch") for fold, info in run.folds.items()}
+    names = _metric_names([run])
+    return {
+        "run": run, "board": board, "metric_names": names,
+        "metric_stats": {name: mean_std(run.values(name)) for name in names},
+        "config_rows": _config_rows(run.row.get("config")),
+        "tables": _class_tables(store, run),
+        "charts": [_chart(name, series, selected) for name, series in sorted(run.curves.items())],
+        "fold_colours": [(fold, FOLD_COLOURS[i % len(FOLD_COLOURS)])
+                         for i, fold in enumerate(sorted({f for s in run.curves.values() for f in s}))],
+    }
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+def render_leaderboard(store: Store, out_dir: Path, paper_results: PaperResults | None = None) -> Path:
+    """Write the static leaderboard of ``store`` into ``out_dir``; returns the path of ``index.html``.
+
+    ``paper_results[dataset][method]`` (or keyed ``"dataset/protocol"``) gives published accuracies in
+    percent, shown beside the reproduced ones. A missing database renders an empty index.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    runs, fold_counts = _load_runs(store) if store.path.exists() else ([], {})
+    boards = _boards(runs, fold_counts, paper_results or {})
+    common = {"version": __version__, "db_path": str(store.path), "generated": when(datetime.now().replace(microsecond=0)),
+              "show_paper": bool(paper_results)}
+
+    def write(template: str, target: str, root: str, **context: Any) -> None:
+        html = env.get_template(template).render(root=root, **common, **context)
+        (out_dir / target).write_text(html, encoding="utf-8")
+
+    (out_dir / "style.css").write_text(env.get_template("style.css").render(), encoding="utf-8")
+    methods = sorted({str(run.row.get("method")) for run in runs})
+    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs))
+    for board in boards:
+        write("dataset.html", board.page, "", board=board)
+        for run in board.runs:
+            write("run.html", run.page, "../", **_run_context(store, run, board))
+    return out_dir / "index.html"

@@ -1,0 +1,106 @@
+"""Mini-batches straight from uint8 arrays held in memory (or memory-mapped).
+
+No per-sample Python: each batch is one fancy-index gather, one host-to-device copy and batch-wise
+augmentation on the device. A background thread gathers the next batch while the model computes
+on the current one, so data loading does not starve the model.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from .augment import augment
+from .method import Batch
+
+_STOP = object()
+
+
+class Normalizer:
+    """Per-modality ``(x - mean) / std`` on ``[0, 1]`` inputs."""
+
+    def __init__(self, stats: Mapping[str, tuple[list[float], list[float]]], device: torch.device) -> None:
+        self.stats = {name: (torch.tensor(mean, device=device).view(1, -1, 1, 1),
+                             torch.tensor(std, device=device).view(1, -1, 1, 1))
+                      for name, (mean, std) in stats.items()}
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: (x - self.stats[name][0]) / self.stats[name][1] for name, x in inputs.items()}
+
+
+class ArrayBatches:
+    """Batches over ``rows`` of per-modality uint8 arrays ``[N, H, W, C]``."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], labels: np.ndarray, rows: np.ndarray,
+                 batch_size: int, device: torch.device, normalizer: Normalizer, *, train: bool = False,
+                 augment_cfg: Mapping[str, Any] | None = None, seed: int = 0,
+                 sample_weights: np.ndarray | None = None) -> None:
+        self.arrays, self.labels, self.rows = arrays, labels, np.asarray(rows, dtype=np.int64)
+        self.batch_size, self.device, self.normalizer = batch_size, device, normalizer
+        self.train, self.augment_cfg, self.seed = train, augment_cfg, seed
+        self.sample_weights = sample_weights
+        self.pin = device.type == "cuda"
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if not self.train:
+            return self.rows
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.sample_weights is not None:
+            p = self.sample_weights / self.sample_weights.sum()
+            return rng.choice(self.rows, size=len(self.rows), replace=True, p=p)
+        return rng.permutation(self.rows)
+
+    def _gather(self, rows: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        host = {name: torch.from_numpy(np.ascontiguousarray(array[rows])) for name, array in self.arrays.items()}
+        labels = torch.from_numpy(self.labels[rows])
+        if self.pin:
+            host = {name: x.pin_memory() for name, x in host.items()}
+        return host, labels, torch.from_numpy(rows)
+
+    def _host_batches(self, order: np.ndarray) -> Iterator[Any]:
+        """Gather batches in a background thread, at most two ahead."""
+        slots: queue.Queue[Any] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for start in range(0, len(order), self.batch_size):
+                    if stop.is_set():
+                        return
+                    slots.put(self._gather(order[start:start + self.batch_size]))
+            except BaseException as exc:  # surfaced in the consumer
+                slots.put(exc)
+            slots.put(_STOP)
+
+        worker = threading.Thread(target=produce, daemon=True)
+        worker.start()
+        try:
+            while (item := slots.get()) is not _STOP:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():
+                try:
+                    slots.get_nowait()
+                except queue.Empty:
+                    worker.join(0.01)
+
+    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+        """The batches of one epoch (shuffled and augmented reproducibly from ``(seed, epoch)`` when training)."""
+        generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
+        for host, labels, rows in self._host_batches(self._order(epoch)):
+            inputs = {name: x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+                      for name, x in host.items()}
+            if self.train and self.augment_cfg is not None:
+                inputs = augment(inputs, self.augment_cfg, generator, self.normalizer)
+            else:
+                inputs = self.normalizer(inputs)
+            yield Batch(inputs=inputs, labels=labels.to(self.device, non_blocking=True), rows=rows)

@@ -1,0 +1,154 @@
+"""The contract between a method and the engine.
+
+A method is an ``nn.Module`` that says how to compute its losses on a batch and how to predict; the
+engine owns the loop (devices, mixed precision, accumulation, clipping, checkpoints, evaluation,
+epoch selection). Methods with several optimizers (adversarial training, learnable class centers)
+call :meth:`StepContext.optimize` once per optimizer group, in the order the paper prescribes.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a method may know about the data when it is built."""
+
+    classes: tuple[str, ...]
+    modalities: tuple[str, ...]
+    image_size: int
+    class_counts: np.ndarray  # training-part counts per class
+    steps_per_epoch: int  # optimizer updates per epoch (after gradient accumulation)
+    epochs: int
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+
+@dataclass
+class Batch:
+    """A mini-batch on the run's device: normalised float inputs per modality and integer labels."""
+
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    rows: torch.Tensor  # dataset row of each sample
+
+    @property
+    def rgb(self) -> torch.Tensor:
+        """The RGB images ``[B, 3, H, W]``."""
+        return self.inputs["rgb"]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class OptimizerSlot:
+    """An optimizer, its optional LR scheduler (stepped per ``step`` or per ``epoch``; an epoch
+    scheduler with ``monitor`` set receives that epoch metric, e.g. ReduceLROnPlateau), and whether
+    the engine's gradient clipping applies to it."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None
+    interval: str = "step"
+    clip: bool = True
+    monitor: str | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer and scheduler state, for checkpoints."""
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+
+
+@dataclass
+class StepContext:
+    """Handed to :meth:`Method.training_step`: backward, unscale, clip and step in one call."""
+
+    slots: dict[str, OptimizerSlot]
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    grad_clip: float = 0.0
+    accum_steps: int = 1
+    epoch: int = 0
+    update: bool = True  # whether this batch ends an accumulation window
+    _zeroed: set[str] = field(default_factory=set)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed-precision context for the forward pass (a no-op when AMP is off)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def optimize(self, loss: torch.Tensor, *names: str) -> None:
+        """Back-propagate ``loss`` and, at the end of an accumulation window, step the named
+        optimizers (all of them when none is named): unscale, clip, step, then step-wise schedulers.
+
+        Gradients of the named optimizers are cleared before their first backward in each window, so
+        an adversarial method may step its discriminator and its generator in either order.
+        """
+        chosen = names or tuple(self.slots)
+        for name in chosen:
+            if name not in self._zeroed:
+                self.slots[name].optimizer.zero_grad(set_to_none=True)
+                self._zeroed.add(name)
+        self.scaler.scale(loss / self.accum_steps).backward()
+        if not self.update:
+            return
+        for name in chosen:
+            slot = self.slots[name]
+            if self.grad_clip > 0 and slot.clip:
+                self.scaler.unscale_(slot.optimizer)
+                params = [p for group in slot.optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            self.scaler.step(slot.optimizer)
+            if slot.scheduler is not None and slot.interval == "step":
+                slot.scheduler.step()
+
+    def end_window(self) -> None:
+        """Called by the engine after the batch that closes an accumulation window."""
+        self._zeroed.clear()
+
+
+class Method(nn.Module):
+    """Base class for methods. Subclasses set up modules in ``__init__(config, info)`` and implement
+    :meth:`configure_optimizers` and :meth:`predict`; :meth:`training_step` defaults to cross-entropy
+    on :meth:`predict`'s logits."""
+
+    def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    def configure_optimizers(self) -> dict[str, OptimizerSlot]:
+        """Optimizers by name; called once, after the module is on its device."""
+        raise NotImplementedError
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """Class logits ``[B, num_classes]`` for a batch (used for evaluation)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Compute the losses of one batch, call ``ctx.optimize`` and return detached values to log."""
+        with ctx.autocast():
+            loss = nn.functional.cross_entropy(self.predict(batch), batch.labels)
+        ctx.optimize(loss)
+        return {"loss": loss.detach()}
+
+    def parameter_groups(self) -> Iterator[nn.Parameter]:
+        """Trainable parameters (a convenience for simple optimizers)."""
+        return (p for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,101 @@
+"""What plugins register: light, declarative descriptions of datasets, methods and metrics.
+
+Specs name their implementation as an ``"module:attribute"`` string so that listing plugins never
+imports torch or a model file; :func:`load_object` imports it when a run needs it.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .errors import FerbenchError
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        raise FerbenchError(f"implementation path {path!r} must look like 'package.module:attribute'")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """An evaluation protocol of a dataset.
+
+    ``kind`` is one of ``official`` (the dataset's fixed partition), ``kfold`` (stratified k-fold),
+    ``subject_kfold`` (k-fold grouped by subject id) or ``repeated_split`` (random subject-independent
+    train/test split repeated ``repeats`` times). ``seed`` fixes the split itself: it is part of the
+    protocol, not of the run, so every method is scored on the same folds. ``group_by_subject``
+    makes ``repeated_split`` and validation carving keep each subject on one side.
+    """
+
+    name: str
+    kind: str
+    description: str = ""
+    folds: int = 1
+    test_fraction: float = 0.4
+    repeats: int = 1
+    seed: int = 0
+    group_by_subject: bool = True
+
+    @property
+    def num_folds(self) -> int:
+        """How many train/test folds the protocol yields."""
+        return {"official": 1, "kfold": self.folds, "subject_kfold": self.folds}.get(self.kind, self.repeats)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: its classes, modalities, protocols and a loader ``(data_root, options) -> FERData``."""
+
+    name: str
+    loader: str
+    classes: tuple[str, ...]
+    protocols: Mapping[str, ProtocolSpec]
+    default_protocol: str
+    description: str = ""
+    modalities: tuple[str, ...] = ("rgb",)
+    needs_data_root: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+    option_choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    homepage: str = ""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: presets (full config trees) and a factory ``(config, data_info) -> Method``.
+
+    Every method ships at least the ``tiny`` preset (seconds on a CPU) and the ``paper`` preset
+    (the paper's sizes and hyper-parameters). ``choices`` restricts string options, keyed by dotted path.
+    """
+
+    name: str
+    factory: str
+    presets: Mapping[str, Mapping[str, Any]]
+    description: str = ""
+    paper: str = ""
+    modalities: tuple[str, ...] = ("rgb",)
+    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    default_preset: str = "paper"
+
+
+MetricFunction = Callable[[np.ndarray, np.ndarray, np.ndarray, int], Any]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric computed from stored predictions: ``fn(labels, predictions, probabilities, num_classes)``.
+
+    ``kind`` is ``scalar`` (a float, aggregated as mean +- std over folds and seeds), ``per_class``
+    (a vector, one value per class) or ``matrix``.
+    """
+
+    name: str
+    fn: MetricFunction
+    kind: str = "scalar"
+    higher_is_better: bool = True
+    description: str = ""

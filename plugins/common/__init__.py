@@ -1,0 +1,1 @@
+"""Pieces shared by built-in method plugins (backbones, losses); not a plugin itself."""

@@ -1,0 +1,52 @@
+"""``vit-baseline``: a timm Vision Transformer with a linear classification head.
+
+The ``paper`` preset is the supervised ImageNet ViT-B/16 baseline that PF-ViT compares against
+(PF-ViT, Li et al., "ViT baselines with augmentation"): 224x224 input, Adam, batch 32, lr 1e-4, lr
+divided by 10 after 30 epochs without improvement, at most 100 epochs. PF-ViT does not say which
+quantity must stop improving; ferbench monitors the training loss (``optim.plateau_monitor``), since
+monitoring test accuracy would select on the test split. Augmentation follows the authors' public
+fine-tuning script (flip, colour jitter 0.25, affine translate 0.1 / scale 1-1.25, random erasing).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ferbench import hookimpl
+from ferbench.config import OPTIM_CHOICES
+from ferbench.specs import MethodSpec
+
+PAPER = {
+    "model": {"arch": "vit_base_patch16_224", "pretrained": True, "patch_size": 16, "embed_dim": 768,
+              "depth": 12, "num_heads": 12, "mlp_ratio": 4.0, "drop_path_rate": 0.1, "global_pool": "token"},
+    "loss": {"label_smoothing": 0.0},
+    "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "layer_decay": 1.0, "betas": [0.9, 0.999],
+              "schedule": "plateau", "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1,
+              "warmup_epochs": 0.0, "min_lr": 0.0, "milestones": [30, 60]},
+    "train": {"epochs": 100, "batch_size": 32},
+    "data": {"image_size": 224,
+             "augment": {"hflip": 0.5, "color_jitter": 0.25, "translate": 0.1, "scale": [1.0, 1.25],
+                         "random_erasing": 0.25}},
+}
+
+TINY = {
+    "model": {"arch": "vit_tiny_patch16_224", "pretrained": False, "patch_size": 8, "embed_dim": 96,
+              "depth": 4, "num_heads": 3, "mlp_ratio": 2.0, "drop_path_rate": 0.0, "global_pool": "avg"},
+    "loss": {"label_smoothing": 0.0},
+    "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 0.05, "layer_decay": 1.0, "betas": [0.9, 0.999],
+              "schedule": "cosine", "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1,
+              "warmup_epochs": 1.0, "min_lr": 1e-5, "milestones": [30, 60]},
+    "train": {"epochs": 12, "batch_size": 64},
+    "data": {"image_size": 48, "augment": {"hflip": 0.5, "translate": 0.05, "scale": [0.95, 1.05]}},
+}
+
+
+@hookimpl
+def register_methods(register: Callable[[MethodSpec], None]) -> None:
+    register(MethodSpec(
+        name="vit-baseline",
+        factory="ferbench_plugins.vit_baseline.model:ViTClassifier",
+        presets={"paper": PAPER, "tiny": TINY},
+        description="timm ViT + linear head (supervised ImageNet ViT-B/16 in the paper preset)",
+        paper="Li et al., PF-ViT (IEEE TCSS 2024), ViT baselines",
+        choices={**OPTIM_CHOICES, "model.global_pool": ("token", "avg")},
+    ))

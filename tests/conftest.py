@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated ferbench home per test and helpers to run the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Settings that make vit-baseline/synthfer runs take a few seconds on a CPU.
+FAST = ["--preset", "tiny", "--set", "dataset.samples=420", "--set", "dataset.subjects=20",
+        "--set", "data.image_size=32", "--set", "model.depth=2", "--set", "train.epochs=2"]
+
+
+@pytest.fixture
+def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for a ferbench process with its own home and database under ``tmp_path``."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FERBENCH_HOME", str(home))
+    monkeypatch.setenv("FERBENCH_DB", str(home / "results.duckdb"))
+    monkeypatch.delenv("FERBENCH_DATA_ROOT", raising=False)
+    return dict(os.environ)
+
+
+def ferbench(*args: str, env: dict[str, str] | None = None, check: bool = True,
+             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ferbench ARGS`` in a subprocess, as a user would."""
+    result = subprocess.run([sys.executable, "-m", "ferbench", *args], capture_output=True, text=True,
+                            env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ferbench {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def ferbench_json(*args: str, env: dict[str, str] | None = None) -> Any:
+    """Run ferbench with ``--json`` and decode its standard output."""
+    return json.loads(ferbench(*args, "--json", env=env).stdout)

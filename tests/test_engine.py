@@ -1,0 +1,87 @@
+"""The engine's step contract: several optimizers, accumulation, clipping, and batch augmentation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ferbench.augment import augment
+from ferbench.loader import ArrayBatches, Normalizer
+from ferbench.method import OptimizerSlot, StepContext
+
+
+def context(slots: dict[str, OptimizerSlot], accum: int = 1, clip: float = 0.0) -> StepContext:
+    return StepContext(slots=slots, scaler=torch.amp.GradScaler("cpu", enabled=False), device=torch.device("cpu"),
+                       amp_dtype=None, grad_clip=clip, accum_steps=accum)
+
+
+def test_adversarial_steps_do_not_leak_gradients_between_optimizers() -> None:
+    torch.manual_seed(0)
+    generator, critic = nn.Linear(4, 4), nn.Linear(4, 1)
+    slots = {"g": OptimizerSlot(torch.optim.SGD(generator.parameters(), lr=1.0)),
+             "d": OptimizerSlot(torch.optim.SGD(critic.parameters(), lr=1.0))}
+    ctx = context(slots)
+    x = torch.randn(8, 4)
+    # generator first: its loss also writes gradients into the critic ...
+    ctx.optimize(critic(generator(x)).mean(), "g")
+    before = critic.weight.detach().clone()
+    # ... which must not be added to the critic's own gradient
+    d_loss = -critic(x).mean()
+    ctx.optimize(d_loss, "d")
+    expected = before + x.mean(0, keepdim=True)  # d(-mean(Wx + b))/dW = -mean(x); SGD lr 1
+    assert torch.allclose(critic.weight, expected, atol=1e-6)
+
+
+def test_gradient_accumulation_matches_one_big_batch() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 5), torch.randn(16, 1)
+    models = [nn.Linear(5, 1) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    big = context({"m": OptimizerSlot(torch.optim.SGD(models[0].parameters(), lr=0.1))})
+    big.optimize(nn.functional.mse_loss(models[0](x), y))
+    small = context({"m": OptimizerSlot(torch.optim.SGD(models[1].parameters(), lr=0.1))}, accum=2)
+    for index, part in enumerate((slice(0, 8), slice(8, 16))):
+        small.update = index == 1
+        small.optimize(nn.functional.mse_loss(models[1](x[part]), y[part]))
+    small.end_window()
+    assert torch.allclose(models[0].weight, models[1].weight, atol=1e-6)
+
+
+def test_clipping_bounds_the_update() -> None:
+    model = nn.Linear(3, 1, bias=False)
+    model.weight.data.zero_()
+    ctx = context({"m": OptimizerSlot(torch.optim.SGD(model.parameters(), lr=1.0))}, clip=0.5)
+    ctx.optimize((model(torch.full((1, 3), 100.0))).sum())
+    assert float(torch.linalg.norm(model.weight)) == pytest.approx(0.5, rel=1e-5)
+
+
+AUG = {"hflip": 0.5, "rotate_degrees": 15.0, "scale": [0.9, 1.1], "translate": 0.1, "color_jitter": 0.3,
+       "random_erasing": 0.5}
+
+
+def test_geometric_augmentation_keeps_modalities_aligned_and_is_seeded() -> None:
+    rgb = torch.rand(6, 3, 24, 24)
+    inputs = {"rgb": rgb, "depth": rgb[:, :1].clone()}
+    identity = lambda batch: batch  # noqa: E731
+    geometric = {**AUG, "color_jitter": 0.0}
+    out = augment(dict(inputs), geometric, torch.Generator().manual_seed(1), identity)
+    assert torch.allclose(out["rgb"][:, :1], out["depth"], atol=1e-6)
+    assert not torch.allclose(out["rgb"], rgb)
+    again = augment(dict(inputs), geometric, torch.Generator().manual_seed(1), identity)
+    assert torch.equal(out["rgb"], again["rgb"])
+
+
+def test_loader_covers_rows_once_in_seeded_order() -> None:
+    images = np.arange(10 * 4 * 4 * 3, dtype=np.uint8).reshape(10, 4, 4, 3)
+    labels = np.arange(10) % 3
+    rows = np.array([1, 2, 3, 5, 8, 9])
+    norm = Normalizer({"rgb": ([0.0] * 3, [1.0] * 3)}, torch.device("cpu"))
+    loader = ArrayBatches({"rgb": images}, labels, rows, 4, torch.device("cpu"), norm, train=True, seed=3)
+    seen = [batch.rows.tolist() for batch in loader.epoch(0)]
+    assert sorted(sum(seen, [])) == rows.tolist() and [len(s) for s in seen] == [4, 2]
+    assert seen == [batch.rows.tolist() for batch in loader.epoch(0)]
+    assert seen != [batch.rows.tolist() for batch in loader.epoch(1)]
+    batch = next(iter(ArrayBatches({"rgb": images}, labels, rows, 6, torch.device("cpu"), norm).epoch()))
+    assert torch.allclose(batch.rgb[0], torch.from_numpy(images[1]).permute(2, 0, 1).float() / 255)
+    assert batch.labels.tolist() == labels[rows].tolist()

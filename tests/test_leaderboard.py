@@ -1,0 +1,350 @@
+"""Tests of the static HTML leaderboard, on a small database with hand-checkable predictions.
+
+Run this file directly (``python tests/test_leaderboard.py [out_dir]``) to render the example site to
+``/tmp/lb_example`` for a look in a browser.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+from collections import Counter
+from datetime import datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+
+from ferbench import metrics
+from ferbench.leaderboard import Entry, RunView, render_leaderboard, safe_name
+from ferbench.store import Store
+
+CLASSES = ["happy", "sad", "angry"]
+DATASET, PROTOCOL = "toyfer", "kfold2"
+# Test labels of the two folds, and each (method, seed)'s predictions on them.
+LABELS = {0: [0, 0, 0, 0, 1, 1, 1, 2, 2, 2], 1: [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]}
+PREDICTIONS = {
+    ("alpha_net", 0): {0: [0, 0, 0, 1, 1, 1, 1, 2, 2, 0], 1: [0, 0, 0, 1, 1, 1, 2, 2, 2, 2]},
+    ("alpha_net", 1): {0: [0, 0, 0, 0, 1, 1, 2, 2, 2, 2], 1: [0, 0, 1, 1, 1, 1, 1, 2, 2, 1]},
+    ("beta_net", 0): {0: [0, 1, 0, 1, 1, 0, 1, 2, 0, 2], 1: [0, 1, 0, 1, 2, 1, 1, 2, 0, 2]},
+    ("beta_net", 1): {0: [0, 0, 1, 1, 1, 2, 1, 2, 1, 2], 1: [2, 0, 0, 1, 1, 0, 1, 2, 2, 0]},
+}
+SELECTION = {"alpha_net": "val", "beta_net": "test"}
+EPOCHS = 6
+
+
+def _insert_run(store: Store, run_id: str, method: str, seed: int, status: str, selection: str,
+                dataset: str = DATASET, protocol: str = PROTOCOL, classes: list[str] = CLASSES,
+                config_extra: dict | None = None, error: str | None = None) -> None:
+    store.insert_run({
+        "run_id": run_id, "run_key": f"key-{run_id}", "method": method, "dataset": dataset, "protocol": protocol,
+        "preset": "default", "seed": seed,
+        "config": {"train": {"epochs": EPOCHS, "selection": selection, "lr": 0.001}, **(config_extra or {})},
+        "config_hash": f"cfg-{method}-{selection}", "manifest_hash": f"man-{dataset}", "classes": classes,
+        "folds": [0, 1], "selection_rule": selection, "selected_on_test": selection == "test",
+        "val_rule": "stratified 10% of train" if selection == "val" else "none", "device": "cpu",
+        "versions": {"ferbench": "0.1.0", "torch": "2.3.0"}, "git_commit": "abc1234", "host": "testhost",
+        "command": f"ferbench run {method} {dataset} --seed {seed}", "status": status, "error": error,
+        "started_at": _start(seed), "ended_at": None,
+    })
+
+
+def _start(seed: int) -> datetime:
+    return datetime(2024, 5, 1, 12, 0) + timedelta(minutes=seed)
+
+
+def _save_fold(store: Store, run_id: str, fold: int, labels: list[int], predictions: list[int],
+               n_classes: int, selection: str) -> None:
+    probabilities = np.full((len(labels), n_classes), 0.1 / max(n_classes - 1, 1), dtype=np.float32)
+    probabilities[np.arange(len(labels)), predictions] = 0.9
+    curves = [(epoch, name, value) for epoch in range(EPOCHS) for name, value in (
+        ("train_loss", 1.5 / (epoch + 1) + 0.05 * fold), ("lr", 0.001 * (1 - epoch / EPOCHS)),
+        (f"{selection}_mean_class_accuracy", 0.5 + 0.05 * epoch - 0.02 * fold))]
+    selected = EPOCHS - 1 if selection == "final" else EPOCHS - 2
+    store.save_fold(run_id, fold, {
+        "selected_epoch": selected, "selection": {"rule": selection, "epoch": selected}, "n_train": 40,
+        "n_val": 4 if selection == "val" else 0, "n_test": len(labels), "train_seconds": 12.5,
+        "eval_seconds": 0.4, "images_per_second": 320.0,
+    }, [f"s{fold}-{i:02d}" for i in range(len(labels))], np.array(labels), probabilities, curves)
+    y, p = np.array(labels), np.array(predictions)
+    store.save_fold_metrics(run_id, fold, {
+        name: float(getattr(metrics, name)(y, p, probabilities, n_classes))
+        for name in ("accuracy", "mean_class_accuracy", "macro_f1")})
+
+
+def build_example(db: Path) -> Store:
+    """2 methods x 2 seeds x 2 folds of completed runs, plus a failed and a running run."""
+    store = Store(db)
+    store.save_manifest(f"man-{DATASET}", DATASET, PROTOCOL, {"folds": [{"test": []}, {"test": []}]})
+    for (method, seed), per_fold in PREDICTIONS.items():
+        run_id = f"{method}-s{seed}"
+        _insert_run(store, run_id, method, seed, "running", SELECTION[method])
+        for fold, predictions in per_fold.items():
+            _save_fold(store, run_id, fold, LABELS[fold], predictions, len(CLASSES), SELECTION[method])
+        store.update_run(run_id, status="completed", ended_at=_start(seed) + timedelta(minutes=3))
+    _insert_run(store, "beta_net-s2", "beta_net", 2, "running", "test")
+    _save_fold(store, "beta_net-s2", 0, LABELS[0], LABELS[0], len(CLASSES), "test")
+    store.update_run("beta_net-s2", status="failed", error="RuntimeError('CUDA out of memory')")
+    _insert_run(store, "alpha_net-s3", "alpha_net", 3, "running", "val")
+    return store
+
+
+# --- hand computations (deliberately not using ferbench.metrics) -----------------------------------
+
+def _accuracy(labels: list[int], predictions: list[int]) -> float:
+    return sum(y == p for y, p in zip(labels, predictions)) / len(labels)
+
+
+def _recall(labels: list[int], predictions: list[int], cls: int) -> float:
+    hits = [p == cls for y, p in zip(labels, predictions) if y == cls]
+    return sum(hits) / len(hits)
+
+
+def _mean_class_accuracy(labels: list[int], predictions: list[int]) -> float:
+    return statistics.mean(_recall(labels, predictions, c) for c in range(len(CLASSES)))
+
+
+def _pm(values: list[float]) -> str:
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def _entry_values(method: str, score) -> list[float]:
+    return [score(LABELS[f], PREDICTIONS[(method, s)][f]) for s in (0, 1) for f in (0, 1)]
+
+
+# --- HTML inspection -------------------------------------------------------------------------------
+
+class _Page(HTMLParser):
+    """Collects link targets, element ids and the text of every table cell (tables keyed by id)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.tags: Counter[str] = Counter()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.row_classes: dict[str, list[str]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags[tag] += 1
+        self.links += [value for name, value in attrs if name in ("href", "src") and value is not None]
+        if attributes.get("id"):
+            self.ids.add(attributes["id"])
+        if tag == "table":
+            self._table = attributes.get("id") or f"table{len(self.tables)}"
+            self.tables[self._table], self.row_classes[self._table] = [], []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+            self.row_classes[self._table].append(attributes.get("class") or "")
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._table:
+            self.tables[self._table][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def _body_rows(page: _Page, table: str) -> list[list[str]]:
+    """Rows of a table with a header row first, the header dropped."""
+    return page.tables[table][1:]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lb")
+    index = render_leaderboard(build_example(root / "results.duckdb"), root / "site",
+                               paper_results={DATASET: {"alpha_net": 90.0}})
+    assert index == root / "site" / "index.html"
+    return root / "site"
+
+
+def _dataset_page(site: Path) -> Path:
+    return site / f"{DATASET}--{PROTOCOL}.html"
+
+
+def test_index_lists_methods_and_dataset(site: Path) -> None:
+    page = _parse(site / "index.html")
+    header, row = page.tables["table0"][0], page.tables["table0"][1]
+    assert header[1:3] == ["alpha_net", "beta_net"]
+    assert row[0] == f"{DATASET} / {PROTOCOL}"
+    best_alpha = statistics.mean(_entry_values("alpha_net", _accuracy))
+    assert row[1].startswith(f"{100 * best_alpha:.2f}")
+    assert "2/3 runs" in row[1] and "2/3 runs" in row[2]  # completed / all, per method
+    assert row[3] == "4/6"
+    assert "test" in row[2] and "test" not in row[1]  # beta's best entry is test-selected
+    assert _dataset_page(site).name in page.links
+
+
+def test_dataset_page_ranks_entries_with_hand_computed_scores(site: Path) -> None:
+    page = _parse(_dataset_page(site))
+    header = page.tables["ranking"][0]
+    rows = _body_rows(page, "ranking")
+    assert [row[1].split()[0] for row in rows] == ["alpha_net", "beta_net"]
+    col = {name: header.index(name) for name in ("accuracy", "mean class acc.", "paper", "Δ", "seeds", "folds")}
+    for row, method in zip(rows, ("alpha_net", "beta_net")):
+        assert row[col["accuracy"]] == _pm(_entry_values(method, _accuracy))
+        assert row[col["mean class acc."]] == _pm(_entry_values(method, _mean_class_accuracy))
+        assert (row[col["seeds"]], row[col["folds"]]) == ("2", "2")
+    alpha_mean = 100 * statistics.mean(_entry_values("alpha_net", _accuracy))
+    assert rows[0][col["paper"]] == "90.00" and rows[0][col["Δ"]] == f"{alpha_mean - 90:+.2f}"
+    assert rows[1][col["paper"]] == "—"
+    assert "fold × seed" in _dataset_page(site).read_text(encoding="utf-8")
+
+
+def test_test_selected_entries_and_runs_are_flagged(site: Path) -> None:
+    page = _parse(_dataset_page(site))
+    rows = _body_rows(page, "ranking")
+    assert "selected on test" in rows[1][1] and "selected on test" not in rows[0][1]
+    assert page.row_classes["ranking"][1:] == ["", "flagged"]
+    assert "selected on test" in (site / "runs" / "beta_net-s0.html").read_text(encoding="utf-8")
+    assert "selected on test" not in (site / "runs" / "alpha_net-s0.html").read_text(encoding="utf-8")
+
+
+def test_unfinished_runs_are_listed_separately(site: Path) -> None:
+    page = _parse(_dataset_page(site))
+    unfinished = {row[0]: row[1] for row in page.tables["table1"][1:]}
+    assert unfinished == {"beta_net-s2": "failed", "alpha_net-s3": "running"}
+    assert all("s2" not in row[-1] for row in _body_rows(page, "ranking"))
+    assert "CUDA out of memory" in (site / "runs" / "beta_net-s2.html").read_text(encoding="utf-8")
+
+
+def test_run_page_class_tables_match_hand_counts(site: Path) -> None:
+    page = _parse(site / "runs" / "alpha_net-s1.html")
+    per_fold = PREDICTIONS[("alpha_net", 1)]
+    labels = LABELS[0] + LABELS[1]
+    predictions = per_fold[0] + per_fold[1]
+    recall = {row[0]: row for row in _body_rows(page, "recall")}
+    assert list(recall) == CLASSES
+    for c, name in enumerate(CLASSES):
+        fold_recalls = [_recall(LABELS[f], per_fold[f], c) for f in (0, 1)]
+        assert recall[name][1] == str(labels.count(c))
+        assert recall[name][2] == f"{100 * _recall(labels, predictions, c):.2f}"
+        assert recall[name][3] == _pm(fold_recalls)
+        assert recall[name][4:] == [f"{100 * r:.2f}" for r in fold_recalls]
+    counts = Counter(zip(labels, predictions))
+    confusion = page.tables["confusion"]
+    assert confusion[0] == ["", "", "predicted"] and confusion[1][2:] == CLASSES
+    assert confusion[2][0] == "true"
+    for c, row in enumerate(confusion[2:]):
+        cells = row[-len(CLASSES):]
+        assert row[-len(CLASSES) - 1] == CLASSES[c]
+        support = labels.count(c)
+        assert cells == [f"{counts[(c, p)]} {100 * counts[(c, p)] / support:.2f}%" for p in range(len(CLASSES))]
+
+
+def test_run_page_provenance_metrics_and_curves(site: Path) -> None:
+    text = (site / "runs" / "alpha_net-s0.html").read_text(encoding="utf-8")
+    page = _parse(site / "runs" / "alpha_net-s0.html")
+    for value in ("abc1234", "testhost", "cfg-alpha_net-val", "man-toyfer", "stratified 10% of train",
+                  "ferbench run alpha_net toyfer --seed 0", "2024-05-01 12:00:00", "2024-05-01 12:03:00"):
+        assert value in text
+    folds = page.tables["folds"]
+    assert folds[0][:2] == ["fold", "epoch"] and [row[1] for row in folds[1:3]] == [str(EPOCHS - 1)] * 2
+    accuracies = [_accuracy(LABELS[f], PREDICTIONS[("alpha_net", 0)][f]) for f in (0, 1)]
+    assert folds[-1][folds[0].index("accuracy %") - 5] == _pm(accuracies)  # tfoot: label spans 6 columns
+    assert page.tags["svg"] == 3 and page.tags["polyline"] == 6  # 3 curves x 2 folds
+    assert page.tags["circle"] == 6  # the selected epoch of each fold, on each curve
+    assert dict(row for row in page.tables["config"])["train.lr"] == "0.001"
+
+
+def test_links_resolve_and_no_external_resources(site: Path) -> None:
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) == 1 + 1 + 6  # index, one dataset page, one page per run
+    parsed = {path: _parse(path) for path in pages}
+    for path, page in parsed.items():
+        text = path.read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text and page.tags["script"] == 0
+        assert page.links
+        for link in page.links:
+            url = urlparse(link)
+            assert not url.scheme and not url.netloc, link
+            target = (path.parent / unquote(url.path)).resolve() if url.path else path
+            assert target.is_file(), f"{path.name}: {link}"
+            assert site.resolve() in target.parents
+            if url.fragment:
+                assert url.fragment in parsed[target].ids, f"{path.name}: {link}"
+    css = (site / "style.css").read_text(encoding="utf-8")
+    assert "font-family" in css and not re.search(r"url\(|@import|https?:", css)
+
+
+def test_hostile_names_are_escaped_and_sanitised(tmp_path: Path) -> None:
+    store = Store(tmp_path / "evil.duckdb")
+    evil = '<script>alert("x")</script>'
+    run_id = "../../etc/passwd <script>"
+    _insert_run(store, run_id, evil, 0, "running", "final", dataset="Evil/../Set", protocol="a--b",
+                classes=["<b>x</b>", "y"], config_extra={"model": {"name": evil}})
+    _save_fold(store, run_id, 0, [0, 1, 1], [0, 1, 0], 2, "final")
+    store.update_run(run_id, status="completed")
+    out = tmp_path / "site"
+    render_leaderboard(store, out)
+    pages = sorted(out.rglob("*.html"))
+    assert len(pages) == 3 and all(out in p.parents for p in pages)
+    for path in pages:
+        text = path.read_text(encoding="utf-8")
+        assert "<script" not in text and "<b>x</b>" not in text
+        for link in _parse(path).links:
+            assert (path.parent / urlparse(link).path).resolve().is_file()
+    run_page = next(p for p in pages if p.parent.name == "runs")
+    text = run_page.read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text and "&lt;b&gt;x&lt;/b&gt;" in text
+    assert "&lt;script&gt;" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_entry_flags_partial_folds_mixed_manifests_and_repeated_seeds() -> None:
+    def run(seed: int, folds: list[int], manifest: str = "m1") -> RunView:
+        return RunView({"run_id": f"r{seed}{folds}", "seed": seed, "manifest_hash": manifest, "selection_rule": "val",
+                        "selected_on_test": False}, metrics={f: {"accuracy": 0.5 + f / 10} for f in folds})
+
+    clean = Entry("m", "p", "c", [run(0, [0, 1]), run(1, [0, 1])], expected_folds=2)
+    assert clean.flags == [] and clean.stats["accuracy"]["n"] == 4
+    flagged = Entry("m", "p", "c", [run(0, [0, 1]), run(0, [0], "m2")], expected_folds=2)
+    texts = " | ".join(text for _, text in flagged.flags)
+    assert "partial folds" in texts and "mixed split manifests" in texts and "2 runs for 1 seeds" in texts
+    assert all(kind == "note" for kind, _ in flagged.flags)
+
+
+def test_safe_name() -> None:
+    assert safe_name("rafdb") == "rafdb" and safe_name("20240501-120000-ab12cd") == "20240501-120000-ab12cd"
+    names = ["a/b", "a_b", "A_B", "a--b", "../x", "", ".hidden", "con:x", "ü" * 200]
+    slugs = [safe_name(n) for n in names]
+    assert len(set(slugs)) == len(names)
+    for slug in slugs:
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", slug) and "--" not in slug and len(slug) <= 80, slug
+
+
+def test_empty_database_renders_an_empty_index(tmp_path: Path) -> None:
+    missing = render_leaderboard(Store(tmp_path / "none.duckdb"), tmp_path / "a")
+    store = Store(tmp_path / "empty.duckdb")
+    with store.connect():
+        pass  # creates the tables, no rows
+    empty = render_leaderboard(store, tmp_path / "b")
+    for index in (missing, empty):
+        assert "No runs recorded" in index.read_text(encoding="utf-8")
+        assert sorted(p.name for p in index.parent.rglob("*.html")) == ["index.html"]
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/lb_example")
+    target.mkdir(parents=True, exist_ok=True)
+    db = target / "example.duckdb"
+    for stale in (db, db.with_name(db.name + ".lock")):
+        stale.unlink(missing_ok=True)
+    print(render_leaderboard(build_example(db), target, paper_results={DATASET: {"alpha_net": 90.0}}))
