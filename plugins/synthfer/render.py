@@ -113,23 +113,26 @@ def _prototype_table() -> np.ndarray:
 # Parameter sampling (everything random happens here)
 # --------------------------------------------------------------------------------------------------
 
-# Realistic skin tones from light to dark (linear RGB-ish in [0, 1]); subjects interpolate along it.
+# Realistic skin tones from light to dark (sRGB in [0, 1]); subjects interpolate along the ramp.
 _SKIN_RAMP = np.array(
     [[0.97, 0.82, 0.72], [0.91, 0.71, 0.58], [0.80, 0.58, 0.43], [0.62, 0.42, 0.29], [0.42, 0.27, 0.18]]
 )
-_HAIR_COLOURS = np.array(
+_HAIR_COLOURS = np.array(  # black, dark brown, brown, blond, auburn, grey
     [[0.07, 0.06, 0.05], [0.20, 0.13, 0.08], [0.38, 0.24, 0.13], [0.76, 0.62, 0.38], [0.52, 0.23, 0.11],
      [0.60, 0.60, 0.58]]
 )
+_HAIR_WEIGHTS = (0.3, 0.25, 0.18, 0.12, 0.08, 0.07)
 _IRIS_COLOURS = np.array(
     [[0.20, 0.11, 0.06], [0.33, 0.20, 0.10], [0.42, 0.35, 0.18], [0.25, 0.42, 0.62], [0.28, 0.42, 0.28]]
 )
 _MASK_COLOURS = np.array([[0.62, 0.80, 0.92], [0.93, 0.93, 0.93], [0.15, 0.15, 0.17]])
 
 
-def _pick(rng: np.random.Generator, palette: np.ndarray, count: int, jitter: float) -> np.ndarray:
-    """``count`` palette colours, each scaled by a random brightness factor ``1 +- jitter``."""
-    colours = palette[rng.integers(len(palette), size=count)]
+def _pick(rng: np.random.Generator, palette: np.ndarray, count: int, jitter: float,
+          weights: Sequence[float] | None = None) -> np.ndarray:
+    """``count`` palette colours (drawn with ``weights``), each scaled by a random factor ``1 +- jitter``."""
+    p = None if weights is None else np.asarray(weights) / np.sum(weights)
+    colours = palette[rng.choice(len(palette), size=count, p=p)]
     return colours * rng.uniform(1.0 - jitter, 1.0 + jitter, (count, 1))
 
 
@@ -142,7 +145,7 @@ def _sample_subjects(rng: np.random.Generator, m: int, difficulty: float) -> dic
     base = np.minimum(tone.astype(int), len(_SKIN_RAMP) - 2)
     frac = (tone - base)[:, None]
     skin = _SKIN_RAMP[base] * (1 - frac) + _SKIN_RAMP[base + 1] * frac + rng.normal(0, 0.015, (m, 3))
-    hair = _pick(rng, _HAIR_COLOURS, m, 0.12)
+    hair = _pick(rng, _HAIR_COLOURS, m, 0.12, _HAIR_WEIGHTS)
     bald = rng.random(m) < 0.07
     lip_tint = uni(0.3, 0.55, 1)
     s = {
@@ -261,14 +264,19 @@ def _band(dist: np.ndarray, half: np.ndarray | float, aa: np.ndarray) -> np.ndar
 
 
 def _ellipse_sdf(x: np.ndarray, y: np.ndarray, rx: np.ndarray | float, ry: np.ndarray | float) -> np.ndarray:
-    """Approximate signed distance to the ellipse ``(x/rx)^2 + (y/ry)^2 = 1`` (negative inside)."""
+    """Approximate signed distance to the ellipse ``(x/rx)^2 + (y/ry)^2 = 1`` (negative inside).
+
+    A first-order estimate ``f / |grad f|``, bounded below by the distance to the bounding box, which
+    keeps very flat ellipses (a closed mouth, a squinting eye) from bleeding along their long axis.
+    """
     qx, qy = x / rx, y / ry
     k0 = np.sqrt(qx * qx + qy * qy)
     qx /= rx
     qy /= ry
     k1 = np.sqrt(qx * qx + qy * qy)
     k1 += 1e-6
-    return k0 * (k0 - 1.0) / k1
+    estimate = k0 * (k0 - 1.0) / k1
+    return np.maximum(estimate, np.maximum(np.abs(x) - rx, np.abs(y) - ry), out=estimate)
 
 
 def _bump(x: np.ndarray, y: np.ndarray, rx: float | np.ndarray, ry: float | np.ndarray) -> np.ndarray:
@@ -292,8 +300,8 @@ class _Canvas:
     height field that the shading differentiates.
     """
 
-    def __init__(self, albedo: np.ndarray, relief: np.ndarray) -> None:
-        self.albedo, self.relief = albedo, relief
+    def __init__(self, albedo: np.ndarray, relief: np.ndarray, background_relief: np.ndarray) -> None:
+        self.albedo, self.relief, self.background_relief = albedo, relief, background_relief
 
     @classmethod
     def blank(cls, background: np.ndarray, background_relief: np.ndarray, shape: tuple[int, int, int]) -> _Canvas:
@@ -302,15 +310,15 @@ class _Canvas:
         albedo[...] = background
         relief = np.empty(shape, dtype=np.float32)
         relief[...] = background_relief
-        return cls(albedo, relief)
+        return cls(albedo, relief, background_relief)
 
     def window(self, rows: slice, cols: slice) -> _Canvas:
         """A view of a pixel window; painting it paints this canvas."""
-        return _Canvas(self.albedo[:, :, rows, cols], self.relief[:, rows, cols])
+        return _Canvas(self.albedo[:, :, rows, cols], self.relief[:, rows, cols], self.background_relief)
 
     def gather(self, index: np.ndarray) -> _Canvas:
         """A copy holding the samples ``index`` (write it back with :meth:`scatter`)."""
-        return _Canvas(self.albedo[:, index], self.relief[index])
+        return _Canvas(self.albedo[:, index], self.relief[index], self.background_relief[index])
 
     def scatter(self, index: np.ndarray, part: _Canvas) -> None:
         """Write a canvas obtained from :meth:`gather` back into this one."""
@@ -337,7 +345,6 @@ class _Canvas:
 
 _NEAR_GAIN = 0.55  # depth nearness per face unit of relief
 _SLOPE_LIMIT = 2.5  # steepest surface slope seen by the shading (softens silhouette rims)
-_FEATURE_U, _FEATURE_V = 0.66, (-0.8, 1.1)  # feature-frame box holding every facial feature
 
 
 class _Chunk:
@@ -371,11 +378,15 @@ class _Chunk:
         v = self.p["au"][:, _AU[name]]
         return np.where(right, v[:, 1].reshape(self.b, 1, 1), v[:, 0].reshape(self.b, 1, 1))
 
-    def au_blend(self, name: str, weight_right: np.ndarray) -> np.ndarray:
-        """Action unit interpolated smoothly from the left to the right side, [B, S, S]."""
-        v = self.p["au"][:, _AU[name]]
-        left = v[:, 0].reshape(self.b, 1, 1)
-        return left + (v[:, 1].reshape(self.b, 1, 1) - left) * weight_right
+
+def _col(values: np.ndarray) -> np.ndarray:
+    """Per-sample values [B] as [B, 1, 1]."""
+    return values.reshape(-1, 1, 1)
+
+
+def _jaw(c: _Chunk) -> np.ndarray:
+    """Jaw opening per sample [B] (negative action-unit values are a closed jaw)."""
+    return np.maximum(c.p["au"][:, _AU["jaw_drop"]].mean(1), 0.0)
 
 
 @dataclass
@@ -414,7 +425,7 @@ def _frame(c: _Chunk) -> _Frame:
     cos, sin = np.cos(roll), np.sin(roll)
     x = (cos * dx + sin * dy) / scale
     y = (cos * dy - sin * dx) / scale
-    v = np.where(y > 0, y / (1.0 + 0.1 * np.maximum(c.au_mean("jaw_drop"), 0.0)), y)  # open jaw: longer face
+    v = np.where(y > 0, y / (1.0 + 0.1 * _col(_jaw(c))), y)  # an open jaw lengthens the lower face
     half_w = c.s("half_width") * (1.0 - c.s("jaw_taper") * np.clip(v, 0.0, 1.0) ** 2)
     r = np.sqrt((x / half_w) ** 2 + v * v)
     z = (0.9 * c.s("half_width")) * np.sqrt(np.clip(1.0 - r * r, 0.0, 1.0))
@@ -447,9 +458,6 @@ def _surface_x(c: _Chunk, u: np.ndarray | float, depth: float) -> np.ndarray:
     return u * np.cos(yaw) + depth * c.s("half_width") * np.sin(yaw)
 
 
-def _col(values: np.ndarray) -> np.ndarray:
-    """Per-sample values [B] as [B, 1, 1]."""
-    return values.reshape(-1, 1, 1)
 
 
 @dataclass
@@ -472,11 +480,6 @@ def _feature_window(c: _Chunk, u_max: np.ndarray, v_lo: np.ndarray, v_hi: np.nda
         return np.where(v > 0, v * (1.0 + 0.1 * jaw), v)
 
     return _window(c, x_lo, x_hi, to_y(v_lo), to_y(v_hi))
-
-
-def _jaw(c: _Chunk) -> np.ndarray:
-    """Jaw opening per sample [B] (negative action-unit values are a closed jaw)."""
-    return np.maximum(c.p["au"][:, _AU["jaw_drop"]].mean(1), 0.0)
 
 
 def _eye_box(c: _Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -772,6 +775,7 @@ def _shade(c: _Chunk, canvas: _Canvas) -> np.ndarray:
     np.minimum(slope, _SLOPE_LIMIT, out=slope)
     lx, ly, lz = (c.s("light", i) for i in range(3))
     n_dot_l = (lz - grad_x * lx - grad_y * ly) / np.sqrt(1.0 + slope * slope)
+    n_dot_l = np.where(canvas.relief <= canvas.background_relief, lz, n_dot_l)  # background: flat wall
     ambient = c.s("ambient")
     shade = (ambient + (1.0 - ambient) * np.maximum(n_dot_l, 0.0)) / (ambient + (1.0 - ambient) * lz)
     grid = _pixel_grid(c.size)
@@ -851,7 +855,14 @@ def _validate(n: int, size: int, num_subjects: int, label_noise: float, difficul
 
 def render(n: int, size: int, seed: int, *, num_subjects: int = 48, priors: Sequence[float] = RAF_LIKE_PRIORS,
            label_noise: float = 0.03, difficulty: float = 1.0) -> SynthFaces:
-    """Render ``n`` synthetic RGB-D faces of ``size`` x ``size`` pixels; deterministic in all arguments."""
+    """Render ``n`` synthetic RGB-D faces of ``size`` x ``size`` pixels; same arguments, same bytes.
+
+    ``num_subjects`` identities appear equally often; clean labels follow ``priors`` (any positive
+    weights, normalised); ``label_noise`` is the probability that the observed label is swapped for a
+    different class; ``difficulty`` scales pose, lighting, occlusion and noise magnitudes and the spread
+    of expression intensity (0: frontal, full-intensity, noise-free faces; 1: the default).
+    Labels and subjects depend on ``n``, ``seed`` and the label arguments but never on ``size``.
+    """
     _validate(n, size, num_subjects, label_noise, difficulty)
     n, size, num_subjects = int(n), int(size), int(num_subjects)
     params = _sample_params(n, seed, num_subjects, _validated_priors(priors), float(label_noise),
