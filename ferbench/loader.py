@@ -20,7 +20,7 @@ _STOP = object()
 
 
 class Normalizer:
-    """Per-modality ``(x - mean) / std`` on ``[0, 1]`` inputs."""
+    """Per-modality ``(x - mean) / std``, on ``[0, 1]`` floats or straight from uint8 pixels."""
 
     def __init__(self, stats: Mapping[str, tuple[list[float], list[float]]], device: torch.device) -> None:
         self.stats = {name: (torch.tensor(mean, device=device).view(1, -1, 1, 1),
@@ -29,6 +29,11 @@ class Normalizer:
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: (x - self.stats[name][0]) / self.stats[name][1] for name, x in inputs.items()}
+
+    def from_uint8(self, name: str, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalise ``[B, C, H, W]`` uint8 pixels in one pass (no intermediate ``[0, 1]`` tensor)."""
+        mean, std = self.stats[name]
+        return pixels.float().sub_(mean * 255).div_(std * 255)
 
 
 class ArrayBatches:
@@ -96,11 +101,12 @@ class ArrayBatches:
     def epoch(self, epoch: int = 0) -> Iterator[Batch]:
         """The batches of one epoch (shuffled and augmented reproducibly from ``(seed, epoch)`` when training)."""
         generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
+        augmenting = self.train and self.augment_cfg is not None
         for host, labels, rows in self._host_batches(self._order(epoch)):
-            inputs = {name: x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-                      for name, x in host.items()}
-            if self.train and self.augment_cfg is not None:
+            pixels = {name: x.to(self.device, non_blocking=True).permute(0, 3, 1, 2) for name, x in host.items()}
+            if augmenting:
+                inputs = {name: x.float().div_(255) for name, x in pixels.items()}
                 inputs = augment(inputs, self.augment_cfg, generator, self.normalizer)
             else:
-                inputs = self.normalizer(inputs)
+                inputs = {name: self.normalizer.from_uint8(name, x) for name, x in pixels.items()}
             yield Batch(inputs=inputs, labels=labels.to(self.device, non_blocking=True), rows=rows)

@@ -83,3 +83,11 @@ def test_export_csv_and_parquet(fb_env: dict[str, str], tmp_path: Path) -> None:
             run_ids = con.execute(f"SELECT run_id FROM {reader}('{out / ('runs.' + fmt)}')").fetchall()
         assert n == len(Store(fb_env["FERBENCH_DB"]).predictions(summary["run_id"], 0)[0])
         assert run_ids == [(summary["run_id"],)]
+
+
+@pytest.mark.slow
+def test_tiny_vit_learns_synthfer_well_above_chance(fb_env: dict[str, str]) -> None:
+    """The README's figure: the tiny preset on default synthfer, under a minute on a 2-core CPU."""
+    summary = ferbench_json("run", "-m", "vit-baseline", "-d", "synthfer", "--preset", "tiny", env=fb_env)
+    assert summary["aggregate"]["mean_class_accuracy"]["mean"] > 0.40  # chance is 1/7
+    assert summary["aggregate"]["accuracy"]["mean"] > 0.60  # majority class (happiness) is ~37%

@@ -3,6 +3,11 @@
 Procedurally rendered faces showing the seven basic expressions through mouth, brows and eyes, under
 identity, pose, scale, lighting, occlusion and noise nuisances, with RAF-DB-like class imbalance,
 subject ids, an aligned depth map per image and 3% label noise. See ``render.py`` for the model.
+
+Defaults: 4000 faces of 48 subjects, ``difficulty`` 0.5 (nuisance magnitudes and the spread of
+expression intensity at half the renderer's maximum; at 1.0 a ViT trained from scratch in a minute
+stays at the majority class, while at 0.5 the ``tiny`` vit-baseline reaches ~57% mean class accuracy).
+Protocol ``official`` puts every fifth subject in the test split.
 """
 from __future__ import annotations
 
@@ -33,5 +38,5 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="embedded synthetic faces (RGB + depth), no download",
         modalities=("rgb", "depth"),
         needs_data_root=False,
-        options={"samples": 3000, "subjects": 48, "seed": 0, "label_noise": 0.03, "difficulty": 1.0},
+        options={"samples": 4000, "subjects": 48, "seed": 0, "label_noise": 0.03, "difficulty": 0.5},
     ))

@@ -16,7 +16,7 @@ from ferbench.store import home
 from . import render
 
 #: Bump when the renderer changes what it draws, to invalidate caches.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 #: Resolution used to read the sample table (labels, subjects) without rendering full-size images.
 TABLE_SIZE = 16
 

@@ -32,11 +32,11 @@ TINY = {
     "model": {"arch": "vit_tiny_patch16_224", "pretrained": False, "patch_size": 8, "embed_dim": 96,
               "depth": 4, "num_heads": 3, "mlp_ratio": 2.0, "drop_path_rate": 0.0, "global_pool": "avg"},
     "loss": {"label_smoothing": 0.0},
-    "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 0.05, "layer_decay": 1.0, "betas": [0.9, 0.999],
+    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05, "layer_decay": 1.0, "betas": [0.9, 0.999],
               "schedule": "cosine", "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1,
               "warmup_epochs": 1.0, "min_lr": 1e-5, "milestones": [30, 60]},
-    "train": {"epochs": 12, "batch_size": 64},
-    "data": {"image_size": 48, "augment": {"hflip": 0.5, "translate": 0.05, "scale": [0.95, 1.05]}},
+    "train": {"epochs": 20, "batch_size": 64},
+    "data": {"image_size": 48, "augment": {"hflip": 0.5}},
 }
 
 
