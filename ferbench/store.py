@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS curves (
 """
 
 TABLES = ("runs", "manifests", "folds", "fold_metrics", "predictions", "curves")
+#: Columns stored as JSON text; :meth:`Store.query` decodes them (also when aliased to these names).
+JSON_COLUMNS = frozenset({"config", "classes", "folds", "versions", "manifest", "selection"})
 
 
 def home() -> Path:
@@ -170,7 +172,7 @@ class Store:
         with self.connect(read_only=True) as con:
             cursor = con.execute(sql, list(params))
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, map(_decode, row))) for row in cursor.fetchall()]
+            return [{name: _decode(name, value) for name, value in zip(names, row)} for row in cursor.fetchall()]
 
     def predictions(self, run_id: str, fold: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(sample ids, labels, predictions, probabilities) of one fold, as stored."""
@@ -201,10 +203,5 @@ def _sql_value(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+def _decode(name: str, value: Any) -> Any:
+    return json.loads(value) if name in JSON_COLUMNS and isinstance(value, str) else value

@@ -6,6 +6,8 @@ divided by 10 after 30 epochs without improvement, at most 100 epochs. PF-ViT do
 quantity must stop improving; ferbench monitors the training loss (``optim.plateau_monitor``), since
 monitoring test accuracy would select on the test split. Augmentation follows the authors' public
 fine-tuning script (flip, colour jitter 0.25, affine translate 0.1 / scale 1-1.25, random erasing).
+The paper's "SL IN1K" weights are taken as timm's ImageNet-1k-only supervised ViT-B/16
+(``vit_base_patch16_224.augreg_in1k``), not timm's default tag, which is pre-trained on ImageNet-21k.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ferbench.config import OPTIM_CHOICES
 from ferbench.specs import MethodSpec
 
 PAPER = {
-    "model": {"arch": "vit_base_patch16_224", "pretrained": True, "patch_size": 16, "embed_dim": 768,
+    "model": {"arch": "vit_base_patch16_224.augreg_in1k", "pretrained": True, "patch_size": 16, "embed_dim": 768,
               "depth": 12, "num_heads": 12, "mlp_ratio": 4.0, "drop_path_rate": 0.1, "global_pool": "token"},
     "loss": {"label_smoothing": 0.0},
     "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "layer_decay": 1.0, "betas": [0.9, 0.999],
