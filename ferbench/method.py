@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,7 +148,3 @@ class Method(nn.Module):
             loss = nn.functional.cross_entropy(self.predict(batch), batch.labels)
         ctx.optimize(loss)
         return {"loss": loss.detach()}
-
-    def parameter_groups(self) -> Iterator[nn.Parameter]:
-        """Trainable parameters (a convenience for simple optimizers)."""
-        return (p for p in self.parameters() if p.requires_grad)

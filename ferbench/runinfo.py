@@ -1,7 +1,7 @@
 """What lifecycle hooks receive about a run."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -21,4 +21,3 @@ class RunInfo:
     folds: tuple[int, ...]
     device: str
     resumed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
