@@ -92,7 +92,7 @@ def main() -> None:
     amp = bool(config["train"]["amp"]) and device.type == "cuda"
     data = load_object(dataset.loader)(None, config["dataset"])
     size, batch_size = config["data"]["image_size"], config["train"]["batch_size"]
-    arrays = {"rgb": data.load_pixels(size)["rgb"]}
+    arrays = {"rgb": data.pixels(size).arrays["rgb"]}
     rows = np.arange(len(data))
     normalizer = Normalizer({"rgb": (config["data"]["mean"], config["data"]["std"])}, device)
     train = ArrayBatches(arrays, data.labels, rows, batch_size, device, normalizer, train=True,

@@ -149,7 +149,7 @@ def datasets(as_json: bool) -> None:
     table = [{"name": d.name, "classes": list(d.classes), "modalities": list(d.modalities),
               "protocols": {p.name: p.description for p in d.protocols.values()},
               "default_protocol": d.default_protocol, "needs_data_root": d.needs_data_root,
-              "description": d.description}
+              "options": dict(d.options), "layouts": d.layouts, "description": d.description}
              for d in sorted(registry().datasets.values(), key=lambda d: d.name)]
     if as_json:
         _print_json(table)
@@ -158,6 +158,36 @@ def datasets(as_json: bool) -> None:
         protocols = ", ".join(p + ("*" if p == d["default_protocol"] else "") for p in d["protocols"])
         click.echo(f"{d['name']:<12} {len(d['classes'])} classes, {'+'.join(d['modalities'])}; "
                    f"protocols: {protocols}; {d['description']}")
+        if d["layouts"]:
+            click.echo(f"{'':<12} layouts: {d['layouts']}")
+
+
+@cli.group()
+def data() -> None:
+    """Inspect datasets on disk."""
+
+
+@data.command("check")
+@click.option("--dataset", "-d", required=True, help="Dataset name (see `ferbench datasets`).")
+@click.option("--data-root", help="Folder holding the dataset's files (or set FERBENCH_DATA_ROOT).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Dataset option, e.g. --set dataset.label_mode=majority (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+def data_check(dataset: str, data_root: str | None, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Validate a dataset's layout: counts per split and class beside the official counts, and what
+    is missing or unreadable."""
+    from .config import parse_assignment
+    from .datacheck import check
+    from .runner import dataset_options, resolve_data_root
+    from .plugins import registry
+
+    spec = registry().dataset(dataset)
+    options = dataset_options(spec, [parse_assignment(a) for a in assignments])
+    report = check(spec, resolve_data_root(spec, data_root), options)
+    if as_json:
+        _print_json(report.to_json())
+        return
+    click.echo("\n".join(report.lines()))
 
 
 @cli.command()
@@ -187,6 +217,9 @@ def export(db: str | None, out_dir: str, fmt: str) -> None:
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
     try:
+        from .plugins import plugin_manager
+
+        plugin_manager().hook.register_commands(cli=cli)
         cli.main(standalone_mode=False)
     except FerbenchError as exc:
         _echo_err(f"ferbench: error: {exc}")

@@ -145,8 +145,9 @@ def _check_value(path: str, value: Any, default: Any, choices: Mapping[str, tupl
     return value
 
 
-def _set_path(tree: dict[str, Any], path: str, value: Any, valid: Mapping[str, Any],
-              choices: Mapping[str, tuple[Any, ...]]) -> None:
+def set_path(tree: dict[str, Any], path: str, value: Any, valid: Mapping[str, Any],
+             choices: Mapping[str, tuple[Any, ...]]) -> None:
+    """Set dotted ``path`` in ``tree``; refuse keys not in ``valid`` and values of the wrong type."""
     if path not in valid:
         if any(key.startswith(path + ".") for key in valid):
             raise UsageError(f"{path} is a section, not a setting; set one of its keys, e.g. "
@@ -171,9 +172,9 @@ def build_config(preset: Mapping[str, Any], dataset_options: Mapping[str, Any],
     valid = flatten(tree)
     all_choices = {**ENGINE_CHOICES, **(choices or {})}
     for path, value in flatten(file_overrides or {}).items():
-        _set_path(tree, path, value, valid, all_choices)
+        set_path(tree, path, value, valid, all_choices)
     for path, value in assignments:
-        _set_path(tree, path, value, valid, all_choices)
+        set_path(tree, path, value, valid, all_choices)
     for path, value in flatten(tree).items():
         _check_value(path, value, valid.get(path), all_choices)
     return tree

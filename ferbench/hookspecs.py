@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .runinfo import RunInfo
     from .specs import DatasetSpec, MethodSpec, MetricSpec
 
@@ -43,6 +45,12 @@ def register_metrics(register: Callable[[MetricSpec], None]) -> None:
     Metrics receive the stored per-sample predictions of one fold, never the model, so any metric
     can be recomputed from the database alone.
     """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``ferbench`` command line with ``@cli.command()``, e.g. a dataset
+    plugin's converter. Import heavy modules inside the command function, not here."""
 
 
 @hookspec

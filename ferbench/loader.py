@@ -42,8 +42,9 @@ class ArrayBatches:
     def __init__(self, arrays: Mapping[str, np.ndarray], labels: np.ndarray, rows: np.ndarray,
                  batch_size: int, device: torch.device, normalizer: Normalizer, *, train: bool = False,
                  augment_cfg: Mapping[str, Any] | None = None, seed: int = 0,
-                 sample_weights: np.ndarray | None = None) -> None:
+                 sample_weights: np.ndarray | None = None, soft_labels: np.ndarray | None = None) -> None:
         self.arrays, self.labels, self.rows = arrays, labels, np.asarray(rows, dtype=np.int64)
+        self.soft_labels = soft_labels
         self.batch_size, self.device, self.normalizer = batch_size, device, normalizer
         self.train, self.augment_cfg, self.seed = train, augment_cfg, seed
         self.sample_weights = sample_weights
@@ -63,6 +64,8 @@ class ArrayBatches:
 
     def _gather(self, rows: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         host = {name: torch.from_numpy(np.ascontiguousarray(array[rows])) for name, array in self.arrays.items()}
+        if self.soft_labels is not None:
+            host["_soft_labels"] = torch.from_numpy(self.soft_labels[rows])
         labels = torch.from_numpy(self.labels[rows])
         if self.pin:
             host = {name: x.pin_memory() for name, x in host.items()}
@@ -103,10 +106,12 @@ class ArrayBatches:
         generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
         augmenting = self.train and self.augment_cfg is not None
         for host, labels, rows in self._host_batches(self._order(epoch)):
+            soft = host.pop("_soft_labels", None)
             pixels = {name: x.to(self.device, non_blocking=True).permute(0, 3, 1, 2) for name, x in host.items()}
             if augmenting:
                 inputs = {name: x.float().div_(255) for name, x in pixels.items()}
                 inputs = augment(inputs, self.augment_cfg, generator, self.normalizer)
             else:
                 inputs = {name: self.normalizer.from_uint8(name, x) for name, x in pixels.items()}
-            yield Batch(inputs=inputs, labels=labels.to(self.device, non_blocking=True), rows=rows)
+            yield Batch(inputs=inputs, labels=labels.to(self.device, non_blocking=True), rows=rows,
+                        soft_labels=None if soft is None else soft.to(self.device, non_blocking=True))

@@ -40,6 +40,7 @@ class Batch:
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor
     rows: torch.Tensor  # dataset row of each sample
+    soft_labels: torch.Tensor | None = None  # [B, classes] when the dataset provides target distributions
 
     @property
     def rgb(self) -> torch.Tensor:

@@ -58,7 +58,7 @@ def _official(data: FERData) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     if data.split is None:
         raise DataError("this dataset has no official split column; pick a k-fold protocol")
     split = np.asarray(data.split)
-    parts = [np.flatnonzero(split == name) for name in ("train", "val", "test")]
+    parts = [np.flatnonzero((split == name) & ~data.excluded) for name in ("train", "val", "test")]
     if not len(parts[0]) or not len(parts[2]):
         raise DataError("the official split needs both train and test samples")
     return [tuple(parts)]  # type: ignore[list-item]
@@ -67,24 +67,26 @@ def _official(data: FERData) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 def _kfold(data: FERData, spec: ProtocolSpec) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    rows = np.arange(len(data))
+    rows = np.flatnonzero(~data.excluded)
+    labels = data.labels[rows]
     if spec.kind == "subject_kfold":
         if data.subjects is None:
             raise DataError(f"protocol {spec.name!r} is subject-independent but the dataset has no subject ids")
-        if len(np.unique(data.subjects)) < spec.folds:
+        if len(np.unique(data.subjects[rows])) < spec.folds:
             raise DataError(f"protocol {spec.name!r} needs at least {spec.folds} subjects")
         splitter = StratifiedGroupKFold(n_splits=spec.folds, shuffle=True, random_state=spec.seed)
-        splits = splitter.split(rows, data.labels, groups=data.subjects)
+        splits = splitter.split(rows, labels, groups=data.subjects[rows])
     else:
         splitter = StratifiedKFold(n_splits=spec.folds, shuffle=True, random_state=spec.seed)
-        splits = splitter.split(rows, data.labels)
+        splits = splitter.split(rows, labels)
     empty = np.empty(0, dtype=np.int64)
-    return [(np.sort(train), empty, np.sort(test)) for train, test in splits]
+    return [(rows[np.sort(train)], empty, rows[np.sort(test)]) for train, test in splits]
 
 
 def _repeated_split(data: FERData, spec: ProtocolSpec) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     folds = []
     empty = np.empty(0, dtype=np.int64)
+    usable = ~data.excluded
     for repeat in range(spec.repeats):
         rng = np.random.default_rng([spec.seed, repeat])
         if spec.group_by_subject:
@@ -98,7 +100,7 @@ def _repeated_split(data: FERData, spec: ProtocolSpec) -> list[tuple[np.ndarray,
             for label in np.unique(data.labels):
                 members = np.flatnonzero(data.labels == label)
                 is_test[rng.permutation(members)[: int(round(spec.test_fraction * len(members)))]] = True
-        folds.append((np.flatnonzero(~is_test), empty, np.flatnonzero(is_test)))
+        folds.append((np.flatnonzero(~is_test & usable), empty, np.flatnonzero(is_test & usable)))
     return folds
 
 

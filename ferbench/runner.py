@@ -91,20 +91,40 @@ def plan_run(request: RunRequest, reg: Registry | None = None) -> Plan:
     if selection_metric not in scalar_metrics:
         raise UsageError(f"invalid value {selection_metric!r} for train.selection_metric; "
                          f"choose one of: {', '.join(scalar_metrics)}")
-    data_root = None
-    if dataset.needs_data_root:
-        raw = request.data_root or os.environ.get(DATA_ROOT_ENV)
-        if not raw:
-            raise UsageError(f"dataset {dataset.name} needs its files: pass --data-root DIR "
-                             f"(or set {DATA_ROOT_ENV}); see `ferbench datasets` for the expected layout")
-        data_root = Path(raw).expanduser()
-        if not data_root.is_dir():
-            raise UsageError(f"data root {str(data_root)!r} for dataset {dataset.name} is not a directory")
+    data_root = resolve_data_root(dataset, request.data_root)
     if request.fold is not None and not 0 <= request.fold < dataset.protocols[protocol].num_folds:
         raise UsageError(f"--fold {request.fold} is out of range: protocol {protocol} has folds "
                          f"0..{dataset.protocols[protocol].num_folds - 1}")
     return Plan(method=method, dataset=dataset, protocol=protocol, preset=preset, config=config,
                 data_root=data_root)
+
+
+def resolve_data_root(dataset: DatasetSpec, given: str | None) -> Path | None:
+    """The dataset's folder from ``--data-root`` or ``$FERBENCH_DATA_ROOT``; None if it needs none."""
+    if not dataset.needs_data_root:
+        return None
+    raw = given or os.environ.get(DATA_ROOT_ENV)
+    if not raw:
+        raise UsageError(f"dataset {dataset.name} needs its files: pass --data-root DIR "
+                         f"(or set {DATA_ROOT_ENV}); see `ferbench datasets` for the expected layout")
+    data_root = Path(raw).expanduser()
+    if not data_root.is_dir():
+        raise UsageError(f"data root {str(data_root)!r} for dataset {dataset.name} is not a directory")
+    return data_root
+
+
+def dataset_options(dataset: DatasetSpec, assignments: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The dataset's options with ``dataset.KEY=VALUE`` overrides, validated like a run config."""
+    from .config import flatten, set_path
+
+    options = {"dataset": dict(dataset.options)}
+    valid = flatten(options)
+    choices = {f"dataset.{k}": v for k, v in dataset.option_choices.items()}
+    for path, value in assignments:
+        if not path.startswith("dataset."):
+            raise UsageError(f"only dataset options can be set here, e.g. dataset.KEY=VALUE (got {path!r})")
+        set_path(options, path, value, valid, choices)
+    return options["dataset"]
 
 
 def _git_commit() -> str | None:
@@ -198,6 +218,9 @@ class Runner:
         if tuple(data.classes) != tuple(plan.dataset.classes):
             raise DataError(f"dataset {plan.dataset.name} loaded classes {data.classes}, "
                             f"but declares {plan.dataset.classes}")
+        pixels = data.pixels(config["data"]["image_size"])
+        if len(pixels.unreadable):
+            self.echo(f"{len(pixels.unreadable)} unreadable image(s) left out of every split")
         wants_val = config["train"]["selection"] == "val"
         manifest = build_manifest(data, plan.dataset.name, plan.dataset.protocols[plan.protocol],
                                   config["train"]["val_fraction"] if wants_val else 0.0)
@@ -214,8 +237,7 @@ class Runner:
         per_fold: dict[int, dict[str, float]] = {}
         try:
             per_fold = self._completed_folds(run_id)
-            arrays = {name: array for name, array in data.load_pixels(config["data"]["image_size"]).items()
-                      if name in plan.method.modalities}
+            arrays = {name: array for name, array in pixels.arrays.items() if name in plan.method.modalities}
             for fold in folds:
                 if fold in per_fold:
                     self.echo(f"fold {fold}: already recorded, skipped")
@@ -258,7 +280,8 @@ class Runner:
             size = train_cfg["batch_size"] if train else train_cfg["eval_batch_size"]
             return ArrayBatches(arrays, data.labels, rows, size, device, normalizer, train=train,
                                 augment_cfg=config["data"]["augment"], seed=seed * 1000 + index,
-                                sample_weights=weights if train else None)
+                                sample_weights=weights if train else None,
+                                soft_labels=data.soft_labels if train else None)
 
         loaders = FoldLoaders(train=batches(fold.train, train=True), val=batches(fold.val) if len(fold.val) else None,
                               test=batches(fold.test), test_labels=data.labels[fold.test],

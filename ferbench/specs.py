@@ -50,7 +50,11 @@ class ProtocolSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset: its classes, modalities, protocols and a loader ``(data_root, options) -> FERData``."""
+    """A dataset: its classes, modalities, protocols and a loader ``(data_root, options) -> FERData``.
+
+    ``reference_counts`` are the official per-split class counts (for the default options), printed
+    beside the counts found by ``ferbench data check``.
+    """
 
     name: str
     loader: str
@@ -63,6 +67,8 @@ class DatasetSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     option_choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     homepage: str = ""
+    layouts: str = ""  # the on-disk layouts the loader reads, shown in errors and `ferbench datasets`
+    reference_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # split -> class -> count
 
 
 @dataclass(frozen=True)

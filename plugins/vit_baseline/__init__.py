@@ -20,7 +20,7 @@ from ferbench.specs import MethodSpec
 PAPER = {
     "model": {"arch": "vit_base_patch16_224.augreg_in1k", "pretrained": True, "patch_size": 16, "embed_dim": 768,
               "depth": 12, "num_heads": 12, "mlp_ratio": 4.0, "drop_path_rate": 0.1, "global_pool": "token"},
-    "loss": {"label_smoothing": 0.0},
+    "loss": {"label_smoothing": 0.0, "soft_targets": False},
     "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "layer_decay": 1.0, "betas": [0.9, 0.999],
               "schedule": "plateau", "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1,
               "warmup_epochs": 0.0, "min_lr": 0.0, "milestones": [30, 60]},
@@ -33,7 +33,7 @@ PAPER = {
 TINY = {
     "model": {"arch": "vit_tiny_patch16_224", "pretrained": False, "patch_size": 8, "embed_dim": 96,
               "depth": 4, "num_heads": 3, "mlp_ratio": 2.0, "drop_path_rate": 0.0, "global_pool": "avg"},
-    "loss": {"label_smoothing": 0.0},
+    "loss": {"label_smoothing": 0.0, "soft_targets": False},
     "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05, "layer_decay": 1.0, "betas": [0.9, 0.999],
               "schedule": "cosine", "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1,
               "warmup_epochs": 1.0, "min_lr": 1e-5, "milestones": [30, 60]},

@@ -12,7 +12,8 @@ from ferbench_plugins.common.backbones import create_vit
 
 
 class ViTClassifier(Method):
-    """timm ViT, linear head, cross-entropy (optionally label-smoothed)."""
+    """timm ViT, linear head, cross-entropy (optionally label-smoothed; on the dataset's target
+    distributions, e.g. FERPlus votes, when ``loss.soft_targets`` is true and the dataset has them)."""
 
     def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
         super().__init__(config, info)
@@ -26,9 +27,10 @@ class ViTClassifier(Method):
         return self.backbone(batch.rgb)
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
+        use_soft = self.config["loss"]["soft_targets"] and batch.soft_labels is not None
         with ctx.autocast():
             logits = self.predict(batch)
-            loss = nn.functional.cross_entropy(logits, batch.labels,
+            loss = nn.functional.cross_entropy(logits, batch.soft_labels if use_soft else batch.labels,
                                                label_smoothing=self.config["loss"]["label_smoothing"])
         ctx.optimize(loss)
         return {"loss": loss.detach()}

@@ -1,0 +1,99 @@
+"""Reading the files of real datasets as users have them: tolerant of their quirks, clear when wrong.
+
+Label files come with CRLF line ends, a byte-order mark, no newline at the end, blank lines; images
+come as grayscale or palette JPEG/PNG, 16-bit PNG depth maps, and now and then as unreadable files.
+Dataset plugins use these helpers so that every plugin handles the quirks the same way.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import DataError
+
+
+def require(path: Path, layout: str) -> Path:
+    """``path`` if it exists; else a DataError naming it and the expected layout."""
+    if not path.exists():
+        raise DataError(f"missing {path}; expected layout: {layout}")
+    return path
+
+
+def read_text(path: Path) -> str:
+    """A text file as str, without a UTF-8 byte-order mark and with ``\\n`` line ends."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text = raw.decode("utf-8-sig", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a text file (CRLF, BOM and a missing final newline tolerated)."""
+    return [line.strip() for line in read_text(path).split("\n") if line.strip()]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header, as dicts (header names stripped)."""
+    reader = csv.DictReader(io.StringIO(read_text(path)))
+    if reader.fieldnames is None:
+        raise DataError(f"{path} is empty; expected a CSV file with a header row")
+    reader.fieldnames = [name.strip() for name in reader.fieldnames]
+    return [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+
+
+def fingerprint(paths: Iterable[Path], *extra: object) -> str:
+    """A cheap content key for a list of files: names, sizes and modification times (plus ``extra``).
+
+    Any file replaced, added, removed or edited changes it, without reading every byte of a large set.
+    """
+    digest = hashlib.sha256(repr(extra).encode())
+    for path in paths:
+        try:
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def read_image(path: Path, channels: int = 3) -> np.ndarray:
+    """An image file as uint8 ``[H, W, channels]``: grayscale/palette/alpha converted; 16-bit images
+    (depth maps) scaled from their own min..max to 0..255. Raises OSError/ValueError when unreadable."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            values = np.asarray(image, dtype=np.float64)
+            low, high = float(values.min()), float(values.max())
+            scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
+            gray = scaled.astype(np.uint8)
+            return np.repeat(gray[..., None], channels, axis=2) if channels == 3 else gray[..., None]
+        converted = image.convert("RGB" if channels == 3 else "L")
+        array = np.asarray(converted, dtype=np.uint8)
+    return array if channels == 3 else array[..., None]
+
+
+def resize(array: np.ndarray, size: int) -> np.ndarray:
+    """Square-resize a uint8 ``[H, W, C]`` array with bicubic (anti-aliased) interpolation."""
+    from PIL import Image
+
+    if array.shape[0] == size and array.shape[1] == size:
+        return array
+    channels = array.shape[2]
+    image = Image.fromarray(array[..., 0] if channels == 1 else array)
+    out = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return out[..., None] if channels == 1 else out
+
+
+def counts_table(labels: Sequence[int], classes: Sequence[str]) -> dict[str, int]:
+    """Samples per class name."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    return {name: int(count) for name, count in zip(classes, counts)}
