@@ -74,7 +74,8 @@ def check(spec: DatasetSpec, data_root: Path | None, options: Mapping[str, Any])
     for part in sorted(set(split.tolist()), key=_split_key):
         labels = np.bincount(data.labels[split == part], minlength=len(data.classes))
         counts[part] = {name: int(n) for name, n in zip(data.classes, labels)}
-    report = CheckReport(dataset=spec.name, data_root=str(data_root), samples=len(data), counts=counts,
+    report = CheckReport(dataset=spec.name, data_root=str(data_root) if data_root else "(embedded)",
+                         samples=len(data), counts=counts,
                          reference=spec.reference_counts)
     if data.files is not None:
         files = [Path(f) for f in data.files]
