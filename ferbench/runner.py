@@ -25,7 +25,7 @@ import numpy as np
 from . import __version__
 from .config import build_config, config_hash, read_config_file
 from .data import FERData
-from .errors import DataError, UsageError
+from .errors import UsageError
 from .metrics import aggregate
 from .plugins import Registry, call_hook, registry
 from .protocols import Fold, Manifest, build_manifest
@@ -163,10 +163,11 @@ class Runner:
     def __init__(self, plan: Plan, request: RunRequest, store: Store, echo: Callable[[str], None]) -> None:
         self.plan, self.request, self.store, self.echo = plan, request, store, echo
         self.reg = registry()
+        self.classes: tuple[str, ...] = plan.dataset.classes
 
     def _scalar_metrics(self, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
         predictions = probabilities.argmax(axis=1)
-        n = len(self.plan.dataset.classes)
+        n = len(self.classes)
         return {name: float(spec.fn(labels, predictions, probabilities, n))
                 for name, spec in sorted(self.reg.metrics.items()) if spec.kind == "scalar"}
 
@@ -191,7 +192,7 @@ class Runner:
             "run_id": run_id, "run_key": run_key, "method": self.plan.method.name,
             "dataset": self.plan.dataset.name, "protocol": self.plan.protocol, "preset": self.plan.preset,
             "seed": self.request.seed, "config": self.plan.config, "config_hash": config_hash(self.plan.config),
-            "manifest_hash": manifest.hash, "classes": list(self.plan.dataset.classes), "folds": list(folds),
+            "manifest_hash": manifest.hash, "classes": list(self.classes), "folds": list(folds),
             "selection_rule": train_cfg["selection"], "selected_on_test": train_cfg["selection"] == "test",
             "val_rule": manifest.val_rule, "device": device, "versions": _versions(), "git_commit": _git_commit(),
             "host": platform.node(), "command": " ".join(sys.argv), "status": "running",
@@ -215,9 +216,7 @@ class Runner:
         device = select_device(self.request.device)
         loader = load_object(plan.dataset.loader)
         data: FERData = loader(plan.data_root, config["dataset"])
-        if tuple(data.classes) != tuple(plan.dataset.classes):
-            raise DataError(f"dataset {plan.dataset.name} loaded classes {data.classes}, "
-                            f"but declares {plan.dataset.classes}")
+        self.classes = tuple(data.classes)  # may differ from the spec's default, e.g. a 6-class option
         pixels = data.pixels(config["data"]["image_size"])
         if len(pixels.unreadable):
             self.echo(f"{len(pixels.unreadable)} unreadable image(s) left out of every split")

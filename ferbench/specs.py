@@ -52,6 +52,8 @@ class ProtocolSpec:
 class DatasetSpec:
     """A dataset: its classes, modalities, protocols and a loader ``(data_root, options) -> FERData``.
 
+    ``classes`` is the class set under the default options; an option may select another (e.g. six
+    classes without surprise): the loaded ``FERData.classes`` is what a run records and scores.
     ``reference_counts`` are the official per-split class counts (for the default options), printed
     beside the counts found by ``ferbench data check``.
     """
