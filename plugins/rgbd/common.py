@@ -1,0 +1,165 @@
+"""What the RGB-D loaders share: a sample row, layout detection, depth reading and FERData assembly.
+
+Every loader turns its folder tree into a list of :class:`Row` (one RGB image, its depth source, a
+canonical label and a subject id); :func:`to_ferdata` turns rows into :class:`~ferbench.data.FERData`
+whose pixels come from the pixel cache with two readers, ``rgb`` (3 channels) and ``depth`` (1 channel).
+The merged dataset concatenates the rows of the three loaders, so it needs no reader of its own.
+
+Depth convention of this package: 0 = background (no measurement); higher = nearer to the camera.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from ferbench.data import FERData
+from ferbench.datafiles import fingerprint, read_image
+from ferbench.emotions import BASIC7
+from ferbench.errors import DataError, UsageError
+
+#: Bump when a depth reader changes what it produces, to invalidate cached pixels.
+READER_VERSION = 1
+#: How a row's depth file is turned into a uint8 image (see :func:`read_depth`).
+DEPTH_MODES = ("png", "png-invert", "bnt")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One RGB-D sample: ``id`` is the RGB file relative to the data root (stable and unique)."""
+
+    id: str
+    label: int
+    subject: str
+    rgb: Path
+    depth: Path
+    depth_mode: str  # one of DEPTH_MODES
+
+
+def warn(message: str) -> None:
+    """A non-fatal problem with the data, on stderr (the run goes on)."""
+    print(f"ferbench: warning: {message}", file=sys.stderr)
+
+
+def label_of(name: str) -> int:
+    """Index of a canonical class name in BASIC7."""
+    return BASIC7.index(name)
+
+
+def resolve_options(options: Mapping[str, Any], defaults: Mapping[str, Any],
+                    choices: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
+    """A loader's options with missing keys filled in; unknown keys and bad choices are refused
+    (runs validate them already; this guards direct calls and the merged set's parts)."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise UsageError(f"unknown dataset option(s) {', '.join(unknown)}; valid: {', '.join(sorted(defaults))}")
+    resolved = {**defaults, **options}
+    for key, allowed in choices.items():
+        if resolved[key] not in tuple(allowed):
+            raise UsageError(f"invalid value {resolved[key]!r} for dataset.{key}; choose one of: "
+                             f"{', '.join(map(str, allowed))}")
+    return resolved
+
+
+def child(folder: Path, name: str) -> Path | None:
+    """The sub-folder ``name`` of ``folder``, matched exactly or else case-insensitively."""
+    exact = folder / name
+    if exact.is_dir():
+        return exact
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir()):
+            if entry.is_dir() and entry.name.lower() == name.lower():
+                return entry
+    return None
+
+
+def subdirs(folder: Path, pattern: str) -> list[Path]:
+    """Sub-folders of ``folder`` whose whole name matches the regular expression ``pattern``."""
+    regex = re.compile(pattern)
+    if not folder.is_dir():
+        return []
+    return [entry for entry in sorted(folder.iterdir()) if entry.is_dir() and regex.fullmatch(entry.name)]
+
+
+def resolve_root(data_root: Path, layout: str, looks_right: Callable[[Path], bool], dataset: str,
+                 expected: str) -> Path:
+    """The folder that holds the dataset's tree.
+
+    ``flat``: the data root itself; ``nested``: the one sub-folder of the data root that holds it (as
+    in re-packaged copies such as ``BU3DFE/Subjects/``); ``auto``: flat, else nested.
+    """
+    checked = [data_root]
+    if layout in ("auto", "flat") and looks_right(data_root):
+        return data_root
+    if layout in ("auto", "nested"):
+        candidates = [entry for entry in sorted(data_root.iterdir()) if entry.is_dir()] if data_root.is_dir() else []
+        checked += candidates
+        found = [entry for entry in candidates if looks_right(entry)]
+        if len(found) > 1:
+            raise DataError(f"several folders under {data_root} look like {dataset}: "
+                            f"{', '.join(f.name for f in found)}; point --data-root at one of them")
+        if found:
+            return found[0]
+    looked = {"auto": "flat, then nested", "flat": "flat", "nested": "nested"}[layout]
+    shown = ", ".join(str(p) for p in checked[:6]) + (" ..." if len(checked) > 6 else "")
+    raise DataError(f"no {dataset} data found (layout {looked}; checked {shown}); expected layout: {expected}")
+
+
+def class_set(num_classes: int, dropped: str) -> tuple[str, ...]:
+    """BASIC7 for 7 classes; BASIC7 without ``dropped`` (order kept) for the 6-class variant."""
+    return BASIC7 if num_classes == 7 else tuple(name for name in BASIC7 if name != dropped)
+
+
+def invert_foreground(image: np.ndarray) -> np.ndarray:
+    """Flip the values of non-zero pixels within their own range (distance map -> nearness map);
+    background 0 stays 0. Assumes the stored map marks background as 0 (the SR300 maps do)."""
+    mask = image > 0
+    if not mask.any():
+        return image
+    low, high = int(image[mask].min()), int(image[mask].max())
+    out = image.copy()
+    out[mask] = (low + high - image[mask].astype(np.int32)).astype(np.uint8)
+    return out
+
+
+def read_depth(path: Path, mode: str) -> np.ndarray:
+    """A depth source as uint8 ``[H, W, 1]``: a PNG (8/16-bit, scaled by ``read_image``), the same
+    with its foreground inverted, or a Bosphorus ``.bnt`` range scan rendered by :mod:`.bnt`."""
+    if mode == "bnt":
+        from .bnt import depth_image
+
+        return depth_image(path)
+    image = read_image(path, 1)
+    return invert_foreground(image) if mode == "png-invert" else image
+
+
+def to_ferdata(rows: list[Row], namespace: str, data_root: Path, classes: tuple[str, ...] = BASIC7) -> FERData:
+    """FERData over the ``rows`` whose class is in ``classes`` (row labels index BASIC7); pixels decoded
+    once into the cache (``rgb`` 3 channels, ``depth`` 1)."""
+    rows = [row for row in rows if BASIC7[row.label] in classes]
+    if not rows:
+        raise DataError(f"no {namespace} samples left under {data_root} with the chosen options")
+    ids = np.asarray([row.id for row in rows])
+
+    def load_pixels(size: int):  # -> Pixels
+        from ferbench.pixelcache import cached_pixels
+
+        paths = [p for row in rows for p in (row.rgb, row.depth)]
+        key = fingerprint(paths, namespace, [row.depth_mode for row in rows], READER_VERSION)
+        readers = {"rgb": (lambda i: read_image(rows[i].rgb, 3), 3),
+                   "depth": (lambda i: read_depth(rows[i].depth, rows[i].depth_mode), 1)}
+        return cached_pixels(namespace, key, len(rows), size, readers, ids=ids)
+
+    return FERData(classes=classes, ids=ids, labels=np.asarray([classes.index(BASIC7[row.label]) for row in rows]),
+                   load_pixels=load_pixels, modalities=("rgb", "depth"),
+                   subjects=np.asarray([row.subject for row in rows]),
+                   files=np.asarray([str(row.rgb) for row in rows]))
+
+
+def relative(path: Path, data_root: Path) -> str:
+    """``path`` relative to the data root, with forward slashes (a stable sample id)."""
+    return path.relative_to(data_root).as_posix()
