@@ -36,6 +36,7 @@ class FERData:
     files: np.ndarray | None = None
     excluded: np.ndarray | None = None
     soft_labels: np.ndarray | None = None  # [N, classes] target distributions (e.g. FERPlus votes)
+    fold: np.ndarray | None = None  # published test-fold number of each row, for ``predefined`` protocols
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids).astype(str)
@@ -53,7 +54,7 @@ class FERData:
             self.soft_labels = np.asarray(self.soft_labels, dtype=np.float32)
             if self.soft_labels.shape != (n, len(self.classes)):
                 raise DataError(f"soft labels must have shape ({n}, {len(self.classes)})")
-        for name in ("subjects", "split", "files"):
+        for name in ("subjects", "split", "files", "fold"):
             column = getattr(self, name)
             if column is not None and len(column) != n:
                 raise DataError(f"dataset column {name!r} has {len(column)} rows, expected {n}")

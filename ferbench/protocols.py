@@ -83,6 +83,36 @@ def _kfold(data: FERData, spec: ProtocolSpec) -> list[tuple[np.ndarray, np.ndarr
     return [(rows[np.sort(train)], empty, rows[np.sort(test)]) for train, test in splits]
 
 
+def _predefined(data: FERData, spec: ProtocolSpec) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    if data.fold is None:
+        raise DataError(f"protocol {spec.name!r} needs the dataset's published fold numbers, which it lacks")
+    fold = np.asarray(data.fold)
+    usable = ~data.excluded
+    empty = np.empty(0, dtype=np.int64)
+    return [(np.flatnonzero((fold != k) & usable), empty, np.flatnonzero((fold == k) & usable))
+            for k in range(spec.folds)]
+
+
+def _repeated_subject_kfold(data: FERData, spec: ProtocolSpec) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    if data.subjects is None:
+        raise DataError(f"protocol {spec.name!r} draws subjects but the dataset has no subject ids")
+    usable = ~data.excluded
+    subjects = np.unique(data.subjects[usable])
+    count = spec.subject_subset or len(subjects)
+    if count > len(subjects) or count < spec.folds:
+        raise DataError(f"protocol {spec.name!r} needs {max(count, spec.folds)} subjects; the dataset has "
+                        f"{len(subjects)}")
+    empty = np.empty(0, dtype=np.int64)
+    folds = []
+    for repeat in range(spec.repeats):
+        chosen = np.random.default_rng([spec.seed, repeat]).permutation(subjects)[:count]
+        for k in range(spec.folds):
+            is_test = np.isin(data.subjects, chosen[k::spec.folds]) & usable
+            is_train = np.isin(data.subjects, chosen) & usable & ~is_test
+            folds.append((np.flatnonzero(is_train), empty, np.flatnonzero(is_test)))
+    return folds
+
+
 def _repeated_split(data: FERData, spec: ProtocolSpec) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     folds = []
     empty = np.empty(0, dtype=np.int64)
@@ -133,6 +163,10 @@ def build_manifest(data: FERData, dataset: str, spec: ProtocolSpec, val_fraction
         raw = _kfold(data, spec)
     elif spec.kind == "repeated_split":
         raw = _repeated_split(data, spec)
+    elif spec.kind == "predefined":
+        raw = _predefined(data, spec)
+    elif spec.kind == "repeated_subject_kfold":
+        raw = _repeated_subject_kfold(data, spec)
     else:
         raise DataError(f"protocol {spec.name!r} has unknown kind {spec.kind!r}")
     by_subject = spec.kind != "kfold" and spec.group_by_subject and data.subjects is not None

@@ -27,8 +27,11 @@ class ProtocolSpec:
     """An evaluation protocol of a dataset.
 
     ``kind`` is one of ``official`` (the dataset's fixed partition), ``kfold`` (stratified k-fold),
-    ``subject_kfold`` (k-fold grouped by subject id) or ``repeated_split`` (random subject-independent
-    train/test split repeated ``repeats`` times). ``seed`` fixes the split itself: it is part of the
+    ``subject_kfold`` (k-fold grouped by subject id), ``predefined`` (a published fold assignment: fold
+    k tests the rows whose ``FERData.fold`` is k), ``repeated_split`` (random subject-independent
+    train/test split repeated ``repeats`` times) or ``repeated_subject_kfold`` (``repeats`` times: draw
+    ``subject_subset`` subjects, 0 = all, and run a ``folds``-fold cross-validation over them, e.g.
+    BU-3DFE's 60 subjects x 10 folds x 100 repeats; folds are numbered repeat-major). ``seed`` fixes the split itself: it is part of the
     protocol, not of the run, so every method is scored on the same folds. ``group_by_subject``
     makes ``repeated_split`` and validation carving keep each subject on one side.
     """
@@ -41,11 +44,13 @@ class ProtocolSpec:
     repeats: int = 1
     seed: int = 0
     group_by_subject: bool = True
+    subject_subset: int = 0
 
     @property
     def num_folds(self) -> int:
         """How many train/test folds the protocol yields."""
-        return {"official": 1, "kfold": self.folds, "subject_kfold": self.folds}.get(self.kind, self.repeats)
+        return {"official": 1, "kfold": self.folds, "subject_kfold": self.folds, "predefined": self.folds,
+                "repeated_subject_kfold": self.folds * self.repeats}.get(self.kind, self.repeats)
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,33 @@ def test_subject_protocol_without_subjects_is_a_clear_error() -> None:
     data.subjects = None
     with pytest.raises(DataError, match="no subject ids"):
         build_manifest(data, "toy", ProtocolSpec("s5", "subject_kfold", folds=5))
+
+
+def test_predefined_folds_follow_the_published_assignment() -> None:
+    data = make_data()
+    data.fold = np.asarray(data.subjects) % 3
+    manifest = build_manifest(data, "toy", ProtocolSpec("published", "predefined", folds=3))
+    for k, fold in enumerate(manifest.folds):
+        assert set(data.fold[fold.test].tolist()) == {k} and k not in set(data.fold[fold.train].tolist())
+        assert len(fold.train) + len(fold.test) == len(data)
+    data.fold = None
+    with pytest.raises(DataError, match="published fold numbers"):
+        build_manifest(data, "toy", ProtocolSpec("published", "predefined", folds=3))
+
+
+def test_repeated_subject_kfold_draws_subjects_per_repeat() -> None:
+    data = make_data(n=400, subjects=40)
+    spec = ProtocolSpec("lit", "repeated_subject_kfold", folds=5, repeats=3, subject_subset=20)
+    manifest = build_manifest(data, "toy", spec)
+    assert len(manifest.folds) == spec.num_folds == 15
+    draws = []
+    for repeat in range(3):
+        folds = manifest.folds[repeat * 5:(repeat + 1) * 5]
+        tested = [set(data.subjects[f.test].tolist()) for f in folds]
+        drawn = set().union(*tested)
+        assert len(drawn) == 20 and sum(len(t) for t in tested) == 20  # each drawn subject tested once
+        for fold, test_subjects in zip(folds, tested):
+            assert not test_subjects & set(data.subjects[fold.train].tolist())
+            assert set(data.subjects[fold.train].tolist()) | test_subjects == drawn
+        draws.append(frozenset(drawn))
+    assert len(set(draws)) == 3
