@@ -2,19 +2,92 @@
 
 Label files come with CRLF line ends, a byte-order mark, no newline at the end, blank lines; images
 come as grayscale or palette JPEG/PNG, 16-bit PNG depth maps, and now and then as unreadable files.
-Dataset plugins use these helpers so that every plugin handles the quirks the same way.
+Dataset plugins use these helpers so that every plugin handles the quirks the same way:
+
+- files: :func:`require`, :func:`read_text`, :func:`read_lines`, :func:`read_csv`, :func:`fingerprint`;
+- folders: :func:`image_files`, :func:`subfolders`, :func:`child_folder`, :func:`relative_id`;
+- images: :func:`read_image`, :func:`resize`; counts: :func:`counts_table`;
+- loaders' options and messages: :func:`merge_options`, :func:`warn`, :func:`note`.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import re
+import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, UsageError
+
+#: Suffixes (lower case) of the image files :func:`image_files` lists.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, ``ferbench: warning: ...`` (never fatal)."""
+    print(f"ferbench: warning: {message}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    """One informational line on stderr, ``ferbench: ...`` (e.g. what a loader dropped, by rule)."""
+    print(f"ferbench: {message}", file=sys.stderr)
+
+
+def merge_options(dataset: str, options: Mapping[str, Any], defaults: Mapping[str, Any],
+                  choices: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
+    """``defaults`` overridden by ``options``; a UsageError for a key not in ``defaults`` (listing the
+    valid ones) or a value not in ``choices`` (listing those). Runs validate options already; this
+    guards direct calls of a loader."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise UsageError(f"unknown dataset option(s) for {dataset}: {', '.join(unknown)}; "
+                         f"valid: {', '.join(sorted(defaults))}")
+    merged = {**defaults, **options}
+    for key, allowed in choices.items():
+        allowed = tuple(allowed)
+        if merged[key] not in allowed:
+            raise UsageError(f"invalid value {merged[key]!r} for dataset.{key}; choose one of: "
+                             f"{', '.join(map(str, allowed))}")
+    return merged
+
+
+def relative_id(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with ``/`` separators (a stable sample id)."""
+    return path.relative_to(root).as_posix()
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files (:data:`IMAGE_SUFFIXES`) directly in ``folder``, sorted by name; hidden files
+    (``._x.jpg``) left out; [] when there is no such folder."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+
+
+def subfolders(folder: Path, pattern: str | None = None) -> list[Path]:
+    """Non-hidden sub-folders of ``folder`` (only those whose whole name matches the regular
+    expression ``pattern``, when given), sorted by name; [] when there is no such folder."""
+    if not folder.is_dir():
+        return []
+    regex = re.compile(pattern) if pattern is not None else None
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and (regex is None or regex.fullmatch(p.name)))
+
+
+def child_folder(folder: Path, name: str) -> Path | None:
+    """The sub-folder ``name`` of ``folder``, matched exactly or else case-insensitively; None if absent."""
+    exact = folder / name
+    if exact.is_dir():
+        return exact
+    if not folder.is_dir():
+        return None
+    return next((entry for entry in sorted(folder.iterdir())
+                 if entry.is_dir() and entry.name.lower() == name.lower()), None)
 
 
 def require(path: Path, layout: str) -> Path:

@@ -89,7 +89,7 @@ def npy_root(tmp_path: Path) -> Path:
 def test_csv_layout_maps_native_codes_and_excludes_8_to_10(csv_root: Path, capsys: pytest.CaptureFixture) -> None:
     data = load8(csv_root, {"layout": "auto", "crop": "face_box"})
     err = capsys.readouterr().err
-    assert "1 duplicated entry" in err and "1 row(s) without an image path" in err
+    assert "1 duplicated name(s)" in err and "1 row(s) without an image path" in err
     assert data.classes == ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
     assert len(data) == 8 * 3 + 8 * 2
     labels = dict(zip(data.ids, (data.classes[i] for i in data.labels)))

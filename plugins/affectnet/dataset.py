@@ -10,13 +10,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ferbench.data import FERData
-from ferbench.datafiles import read_text, require
+from ferbench.datafiles import image_files, merge_options, read_text, require, subfolders, warn
 from ferbench.emotions import BASIC7, BASIC8
-from ferbench.errors import DataError, UsageError
-from ferbench_plugins.common.affectnet_ckplus_util import (SampleTable, emotion_from_word, image_files,
-                                                            subfolders, warn)
+from ferbench.errors import DataError
+from ferbench_plugins.common.image_datasets import SampleTable, emotion_from_word
 
-from . import LAYOUT_TEXT, LAYOUTS, OPTIONS
+from . import CHOICES, LAYOUT_TEXT, LAYOUTS, OPTIONS
 
 #: Native ``expression`` codes 0-7 -> canonical names (datasets.md §1, §4.1).
 NATIVE = {0: "neutral", 1: "happiness", 2: "sadness", 3: "surprise", 4: "fear", 5: "disgust", 6: "anger",
@@ -44,10 +43,8 @@ def load8(data_root: Path, options: Mapping[str, Any]) -> FERData:
 
 
 def _load(root: Path, options: Mapping[str, Any], classes: tuple[str, ...], name: str) -> FERData:
-    layout = detect_layout(root, str(options.get("layout", OPTIONS["layout"])))
-    crop = str(options.get("crop", OPTIONS["crop"]))
-    if crop not in ("face_box", "none"):
-        raise UsageError(f"invalid value {crop!r} for dataset.crop; choose one of: face_box, none")
+    opts = merge_options(name, options, OPTIONS, CHOICES)
+    layout, crop = detect_layout(root, str(opts["layout"])), str(opts["crop"])
     table = SampleTable(root)
     label_files = READERS[layout](root, table, set(classes))
     table.drop_duplicates(f"the {name} {layout} label files under {root}")
@@ -62,10 +59,9 @@ def _load(root: Path, options: Mapping[str, Any], classes: tuple[str, ...], name
 
 
 def detect_layout(root: Path, layout: str) -> str:
-    """The layout to read: ``layout`` itself, or with ``auto`` the first one whose files are present."""
+    """The layout to read: ``layout`` itself (a valid choice), or with ``auto`` the first one whose files
+    are present."""
     if layout != "auto":
-        if layout not in LAYOUTS:
-            raise UsageError(f"invalid value {layout!r} for dataset.layout; choose one of: auto, {', '.join(LAYOUTS)}")
         return layout
     if _csv_dir(root) is not None:
         return "csv"

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ferbench.data import FERData
-from ferbench.datafiles import read_lines
+from ferbench.datafiles import image_files, merge_options, read_lines, subfolders, warn
 from ferbench.emotions import BASIC7, BASIC8
 from ferbench.errors import DataError, UsageError
-from ferbench_plugins.common.affectnet_ckplus_util import (SampleTable, emotion_from_word, image_files,
-                                                            subfolders, warn)
+from ferbench_plugins.common.image_datasets import SampleTable, emotion_from_word
 
-from . import LAYOUT_TEXT, LAYOUTS, OPTIONS
+from . import CHOICES, LAYOUT_TEXT, LAYOUTS, OPTIONS
 
 #: CK+ Emotion-file codes -> canonical names (datasets.md §1, §5.1).
 CK_CODES = {0: "neutral", 1: "anger", 2: "contempt", 3: "disgust", 4: "fear", 5: "happiness", 6: "sadness",
@@ -34,8 +33,9 @@ def load8(data_root: Path, options: Mapping[str, Any]) -> FERData:
 
 
 def _load(root: Path, options: Mapping[str, Any], classes: tuple[str, ...], name: str) -> FERData:
-    last, neutral = _count_option(options, "last_frames", 1), _count_option(options, "neutral_frames", 0)
-    layout = detect_layout(root, str(options.get("layout", OPTIONS["layout"])))
+    opts = merge_options(name, options, OPTIONS, CHOICES)
+    last, neutral = _count_option(opts, "last_frames", 1), _count_option(opts, "neutral_frames", 0)
+    layout = detect_layout(root, str(opts["layout"]))
     table = SampleTable(root)
     if layout == "official":
         label_files = read_official(root, table, set(classes), last, neutral)
@@ -45,7 +45,7 @@ def _load(root: Path, options: Mapping[str, Any], classes: tuple[str, ...], name
 
 
 def _count_option(options: Mapping[str, Any], key: str, low: int) -> int:
-    value = options.get(key, OPTIONS[key])
+    value = options[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise UsageError(f"invalid value {value!r} for dataset.{key}: expected an integer >= {low}")
     return value
@@ -71,9 +71,7 @@ def _ck48_dir(root: Path) -> Path | None:
 
 
 def detect_layout(root: Path, layout: str) -> str:
-    """``layout`` itself, or with ``auto`` the first layout whose folders are present."""
-    if layout not in ("auto", *LAYOUTS):
-        raise UsageError(f"invalid value {layout!r} for dataset.layout; choose one of: auto, {', '.join(LAYOUTS)}")
+    """``layout`` itself (a valid choice), or with ``auto`` the first layout whose folders are present."""
     if layout != "auto":
         return layout
     if all(_official_dirs(root)):

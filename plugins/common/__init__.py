@@ -1,1 +1,2 @@
-"""Pieces shared by built-in method plugins (backbones, losses); not a plugin itself."""
+"""Pieces shared by built-in plugins, not a plugin itself: backbones for methods (:mod:`.backbones`);
+layouts, label files and sample tables for image datasets (:mod:`.image_datasets`)."""

@@ -11,12 +11,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from ferbench.data import FERData
-from ferbench.datafiles import fingerprint, read_csv, require
+from ferbench.datafiles import fingerprint, note, read_csv, require, warn
 from ferbench.emotions import BASIC7, BASIC8
 from ferbench.errors import DataError
 from ferbench.pixelcache import Pixels, cached_pixels
-from ferbench_plugins.common.rafdb_ferplus_util import (first_found, first_occurrences, image_file_pixels, note,
-                                                         numbered_lines, open_layout, warn)
+from ferbench_plugins.common.image_datasets import (first_found, first_occurrences, image_file_pixels,
+                                                     numbered_lines, open_layout)
 
 from . import LAYOUTS, OPTION_CHOICES, OPTIONS
 from .votes import COLUMNS, EMOTIONS, labels_for

@@ -8,11 +8,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ferbench.data import FERData
-from ferbench.datafiles import require
+from ferbench.datafiles import image_files, relative_id, require, subfolders
 from ferbench.emotions import BASIC7
 from ferbench.errors import DataError
-from ferbench_plugins.common.rafdb_ferplus_util import (Finder, first_found, first_occurrences, image_file_pixels,
-                                                         image_folder_files, numbered_lines, open_layout, relative_id)
+from ferbench_plugins.common.image_datasets import (Finder, first_found, first_occurrences, image_file_pixels,
+                                                     numbered_lines, open_layout)
 
 from . import LAYOUTS, NATIVE_CODES, OPTION_CHOICES, OPTIONS
 
@@ -124,15 +124,15 @@ def read_apvit(base: Path, variant: str) -> Rows:
 
 def _class_tree(folder: Path, split: str, rows: Rows) -> None:
     """Add the images of ``folder/1..7/`` to ``rows``."""
-    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    strange = [p.name for p in subfolders if _code(p.name) is None]
-    if strange or not subfolders:
-        loose = len(image_folder_files(folder))
+    classes = subfolders(folder)
+    strange = [p.name for p in classes if _code(p.name) is None]
+    if strange or not classes:
+        loose = len(image_files(folder))
         found = f"folders {', '.join(strange[:8])}" if strange else f"{loose} images and no class folders"
         raise DataError(f"{folder} must hold class folders named by the RAF-DB code 1..7 (1 Surprise, 2 Fear, "
                         f"3 Disgust, 4 Happiness, 5 Sadness, 6 Anger, 7 Neutral); found {found}")
-    for sub in subfolders:
-        for file in image_folder_files(sub):
+    for sub in classes:
+        for file in image_files(sub):
             rows.add(file, int(sub.name), split)
 
 

@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ferbench.data import FERData
+from ferbench.datafiles import merge_options, relative_id, subfolders, warn
 from ferbench.errors import DataError
 
-from .common import Row, label_of, relative, resolve_options, resolve_root, subdirs, to_ferdata, warn
+from .common import Row, label_of, resolve_root, to_ferdata
 from .options import BOSPHORUS as DEFAULTS
 from .options import BOSPHORUS_CHOICES as CHOICES
 
@@ -82,12 +83,12 @@ def _first_neutral_only(found: list[tuple[int, Row]]) -> list[Row]:
 
 def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
     """The samples selected by ``options`` (see the module docstring)."""
-    options = resolve_options(options, DEFAULTS, CHOICES)
-    root = resolve_root(data_root, options["layout"], lambda folder: bool(subdirs(folder, SUBJECT)),
+    options = merge_options("bosphorus", options, DEFAULTS, CHOICES)
+    root = resolve_root(data_root, options["layout"], lambda folder: bool(subfolders(folder, SUBJECT)),
                         "Bosphorus", LAYOUT)
     found: list[tuple[int, Row]] = []
     no_depth: list[str] = []
-    for subject_dir in subdirs(root, SUBJECT):
+    for subject_dir in subfolders(root, SUBJECT):
         for path in sorted(p for p in subject_dir.iterdir() if p.suffix.lower() == ".png"):
             name = class_of(path.stem, options["au_mapping"])
             if name is None:
@@ -96,7 +97,7 @@ def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
             if not depth.is_file():
                 no_depth.append(str(path))
                 continue
-            row = Row(id=relative(path, data_root), label=label_of(name), subject=path.stem[:5].lower(), rgb=path,
+            row = Row(id=relative_id(path, data_root), label=label_of(name), subject=path.stem[:5].lower(), rgb=path,
                       depth=depth, depth_mode="bnt")
             found.append((int(path.stem.split("_")[3]), row))
     if no_depth:

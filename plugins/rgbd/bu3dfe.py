@@ -55,9 +55,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from ferbench.data import FERData
+from ferbench.datafiles import merge_options, relative_id, subfolders, warn
 from ferbench.errors import DataError, UsageError
 
-from .common import Row, class_set, label_of, relative, resolve_options, resolve_root, subdirs, to_ferdata, warn
+from .common import Row, class_set, label_of, resolve_root, to_ferdata
 from .options import BU3DFE as DEFAULTS
 from .options import BU3DFE_CHOICES as CHOICES
 
@@ -100,14 +101,14 @@ def _subset(found: list[Row], options: Mapping[str, Any]) -> list[Row]:
 
 def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
     """The samples selected by ``options`` (see the module docstring)."""
-    options = resolve_options(options, DEFAULTS, CHOICES)
-    root = resolve_root(data_root, options["layout"], lambda folder: bool(subdirs(folder, SUBJECT)), "BU-3DFE",
+    options = merge_options("bu3dfe", options, DEFAULTS, CHOICES)
+    root = resolve_root(data_root, options["layout"], lambda folder: bool(subfolders(folder, SUBJECT)), "BU-3DFE",
                         LAYOUT)
     mode = "png-invert" if options["invert_depth"] else "png"
     duplicates: list[str] = []
     no_depth: list[str] = []
     found: list[Row] = []
-    for subject_dir in subdirs(root, SUBJECT):
+    for subject_dir in subfolders(root, SUBJECT):
         for stem, texture in _textures(subject_dir, duplicates).items():
             subject, code, level = stem[:5].upper(), stem[6:8].upper(), stem[8:10]
             if not _wanted(code, level, options):
@@ -116,7 +117,7 @@ def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
             if not depth.is_file():
                 no_depth.append(str(depth))
                 continue
-            found.append(Row(id=relative(texture, data_root), label=label_of(CODES[code]), subject=subject,
+            found.append(Row(id=relative_id(texture, data_root), label=label_of(CODES[code]), subject=subject,
                              rgb=texture, depth=depth, depth_mode=mode))
     if duplicates:
         warn(f"{len(duplicates)} BU-3DFE texture(s) present as both .bmp and .png; the .bmp is used "
@@ -135,5 +136,5 @@ def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
 
 def load(data_root: Path, options: Mapping[str, Any]) -> FERData:
     """BU-3DFE as FERData (the loader named by the ``bu3dfe`` DatasetSpec)."""
-    options = resolve_options(options, DEFAULTS, CHOICES)
+    options = merge_options("bu3dfe", options, DEFAULTS, CHOICES)
     return to_ferdata(rows(data_root, options), "bu3dfe", data_root, class_set(options["classes"], "neutral"))

@@ -49,11 +49,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ferbench.data import FERData
+from ferbench.datafiles import child_folder, merge_options, relative_id, warn
 from ferbench.emotions import BASIC7
 from ferbench.errors import DataError
 
-from .common import (Row, child, class_set, label_of, relative, resolve_options, resolve_root, to_ferdata,
-                     warn)
+from .common import Row, class_set, label_of, resolve_root, to_ferdata
 from .options import CALDERMENDS as DEFAULTS
 from .options import CALDERMENDS_CHOICES as CHOICES
 
@@ -108,7 +108,7 @@ def _database_rows(base: Path, name: str, data_root: Path, options: Mapping[str,
     found = []
     mode = "png-invert" if options["invert_depth"] else "png"
     for emotion_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        rgb_dir, depth_dir = child(emotion_dir, "RGB"), child(emotion_dir, "DEPTH")
+        rgb_dir, depth_dir = child_folder(emotion_dir, "RGB"), child_folder(emotion_dir, "DEPTH")
         if rgb_dir is None:
             continue
         for images in _scan_folder(rgb_dir, problems["ignored"]).values():
@@ -119,7 +119,7 @@ def _database_rows(base: Path, name: str, data_root: Path, options: Mapping[str,
             if not depth.is_file():
                 problems["no_depth"].append(str(image.rgb))
                 continue
-            row = Row(id=relative(image.rgb, data_root), label=label_of(image.label),
+            row = Row(id=relative_id(image.rgb, data_root), label=label_of(image.label),
                       subject=f"{name}-{image.gender}-{image.subject}", rgb=image.rgb, depth=depth, depth_mode=mode)
             sample = (name, image.gender, image.subject, image.code.lower(), image.label)
             found.append((sample, emotion_dir.name.lower() != image.label, row))
@@ -154,14 +154,14 @@ def _report(problems: dict[str, list[str]]) -> None:
 
 def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
     """The samples selected by ``options`` (see the module docstring)."""
-    options = resolve_options(options, DEFAULTS, CHOICES)
+    options = merge_options("caldermends", options, DEFAULTS, CHOICES)
     root = resolve_root(data_root, options["layout"],
-                        lambda folder: any(child(folder, db) for db in DATABASES), "CalD3r/MenD3s", LAYOUT)
+                        lambda folder: any(child_folder(folder, db) for db in DATABASES), "CalD3r/MenD3s", LAYOUT)
     wanted = DATABASES if options["databases"] == "both" else (options["databases"],)
     problems: dict[str, list[str]] = {"no_depth": [], "duplicate": [], "mismatch": [], "ignored": []}
     candidates: list[tuple[Key, bool, Row]] = []
     for name in wanted:
-        base = child(root, name)
+        base = child_folder(root, name)
         if base is None:
             if options["databases"] != "both":
                 raise DataError(f"missing {root / name}; expected layout: {LAYOUT}")
@@ -177,5 +177,5 @@ def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
 
 def load(data_root: Path, options: Mapping[str, Any]) -> FERData:
     """CalD3rMenD3s as FERData (the loader named by the ``caldermends`` DatasetSpec)."""
-    options = resolve_options(options, DEFAULTS, CHOICES)
+    options = merge_options("caldermends", options, DEFAULTS, CHOICES)
     return to_ferdata(rows(data_root, options), "caldermends", data_root, class_set(options["classes"], "surprise"))

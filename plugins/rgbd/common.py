@@ -1,4 +1,7 @@
-"""What the RGB-D loaders share: a sample row, layout detection, depth reading and FERData assembly.
+"""What the RGB-D loaders share beyond :mod:`ferbench.datafiles`: the sample :class:`Row`, the data
+root's flat/nested layout (:func:`resolve_root`), class sets and labels (:func:`class_set`,
+:func:`label_of`), depth reading (:func:`read_depth`, :func:`invert_foreground`) and FERData assembly
+(:func:`to_ferdata`).
 
 Every loader turns its folder tree into a list of :class:`Row` (one RGB image, its depth source, a
 canonical label and a subject id); :func:`to_ferdata` turns rows into :class:`~ferbench.data.FERData`
@@ -9,18 +12,19 @@ Depth convention of this package: 0 = background (no measurement); higher = near
 """
 from __future__ import annotations
 
-import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ferbench.data import FERData
 from ferbench.datafiles import fingerprint, read_image
 from ferbench.emotions import BASIC7
-from ferbench.errors import DataError, UsageError
+from ferbench.errors import DataError
+
+if TYPE_CHECKING:
+    from ferbench.pixelcache import Pixels
 
 #: Bump when a depth reader changes what it produces, to invalidate cached pixels.
 READER_VERSION = 1
@@ -40,49 +44,9 @@ class Row:
     depth_mode: str  # one of DEPTH_MODES
 
 
-def warn(message: str) -> None:
-    """A non-fatal problem with the data, on stderr (the run goes on)."""
-    print(f"ferbench: warning: {message}", file=sys.stderr)
-
-
 def label_of(name: str) -> int:
     """Index of a canonical class name in BASIC7."""
     return BASIC7.index(name)
-
-
-def resolve_options(options: Mapping[str, Any], defaults: Mapping[str, Any],
-                    choices: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
-    """A loader's options with missing keys filled in; unknown keys and bad choices are refused
-    (runs validate them already; this guards direct calls and the merged set's parts)."""
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise UsageError(f"unknown dataset option(s) {', '.join(unknown)}; valid: {', '.join(sorted(defaults))}")
-    resolved = {**defaults, **options}
-    for key, allowed in choices.items():
-        if resolved[key] not in tuple(allowed):
-            raise UsageError(f"invalid value {resolved[key]!r} for dataset.{key}; choose one of: "
-                             f"{', '.join(map(str, allowed))}")
-    return resolved
-
-
-def child(folder: Path, name: str) -> Path | None:
-    """The sub-folder ``name`` of ``folder``, matched exactly or else case-insensitively."""
-    exact = folder / name
-    if exact.is_dir():
-        return exact
-    if folder.is_dir():
-        for entry in sorted(folder.iterdir()):
-            if entry.is_dir() and entry.name.lower() == name.lower():
-                return entry
-    return None
-
-
-def subdirs(folder: Path, pattern: str) -> list[Path]:
-    """Sub-folders of ``folder`` whose whole name matches the regular expression ``pattern``."""
-    regex = re.compile(pattern)
-    if not folder.is_dir():
-        return []
-    return [entry for entry in sorted(folder.iterdir()) if entry.is_dir() and regex.fullmatch(entry.name)]
 
 
 def resolve_root(data_root: Path, layout: str, looks_right: Callable[[Path], bool], dataset: str,
@@ -145,7 +109,7 @@ def to_ferdata(rows: list[Row], namespace: str, data_root: Path, classes: tuple[
         raise DataError(f"no {namespace} samples left under {data_root} with the chosen options")
     ids = np.asarray([row.id for row in rows])
 
-    def load_pixels(size: int):  # -> Pixels
+    def load_pixels(size: int) -> Pixels:
         from ferbench.pixelcache import cached_pixels
 
         paths = [p for row in rows for p in (row.rgb, row.depth)]
@@ -158,8 +122,3 @@ def to_ferdata(rows: list[Row], namespace: str, data_root: Path, classes: tuple[
                    load_pixels=load_pixels, modalities=("rgb", "depth"),
                    subjects=np.asarray([row.subject for row in rows]),
                    files=np.asarray([str(row.rgb) for row in rows]))
-
-
-def relative(path: Path, data_root: Path) -> str:
-    """``path`` relative to the data root, with forward slashes (a stable sample id)."""
-    return path.relative_to(data_root).as_posix()

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ferbench.data import FERData
+from ferbench.datafiles import child_folder, merge_options, relative_id
 from ferbench.errors import DataError
 
 from . import bosphorus, bu3dfe, caldermends
-from .common import Row, child, relative, resolve_options, to_ferdata
+from .common import Row, to_ferdata
 from .options import MERGED, MERGED_CHOICES, PARTS, part_options
 
 LOADERS = {"caldermends": caldermends, "bu3dfe": bu3dfe, "bosphorus": bosphorus}
@@ -46,17 +47,17 @@ LOADERS = {"caldermends": caldermends, "bu3dfe": bu3dfe, "bosphorus": bosphorus}
 
 def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
     """The rows of every included part, with ids and subjects prefixed."""
-    options = resolve_options(options, MERGED, MERGED_CHOICES)
+    options = merge_options("merged-rgbd", options, MERGED, MERGED_CHOICES)
     found: list[Row] = []
     for part in PARTS:
         folder_name = options[f"{part}_dir"]
         if not folder_name:
             continue
-        folder = child(data_root, folder_name)
+        folder = child_folder(data_root, folder_name)
         if folder is None:
             raise DataError(f"missing {data_root / folder_name} (the {part} part of merged-rgbd); put the "
                             f"dataset there, set dataset.{part}_dir to its folder name, or to '' to leave it out")
-        prefix = relative(folder, data_root)
+        prefix = relative_id(folder, data_root)
         found += [replace(row, id=f"{prefix}/{row.id}", subject=f"{part}:{row.subject}")
                   for row in LOADERS[part].rows(folder, part_options(options, part))]
     if not found:
