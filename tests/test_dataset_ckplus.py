@@ -240,3 +240,16 @@ def test_end_to_end_run_records_ten_folds(ck_root: Path, fb_env: dict[str, str])
     assert summary["protocol"] == "subject-10fold"
     assert sorted(summary["folds"], key=int) == [str(k) for k in range(10)]
     assert all(0.0 <= fold["accuracy"] <= 1.0 for fold in summary["folds"].values())
+
+
+def test_emotion_fan_folds_give_every_tenth_subject(ck_root: Path) -> None:
+    from ferbench.plugins import registry
+    from ferbench.protocols import build_manifest
+
+    data = load7(ck_root, DEFAULTS)
+    ranked = sorted(set(data.subjects.tolist()))
+    spec = registry().dataset("ckplus").protocols["emotion-fan-10fold"]
+    manifest = build_manifest(data, "ckplus", spec)
+    for k, fold in enumerate(manifest.folds):
+        assert set(data.subjects[fold.test].tolist()) == set(ranked[k::10])
+        assert not set(data.subjects[fold.test].tolist()) & set(data.subjects[fold.train].tolist())

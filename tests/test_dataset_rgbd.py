@@ -5,6 +5,8 @@ files, .bmp/.png duplicates, aligned_ copies, files with unexpected names, re-pa
 Mesh and range-scan geometry is tested in test_dataset_rgbd_geometry.py."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import struct
 from collections import Counter
@@ -291,7 +293,7 @@ def test_protocols_keep_each_subject_on_one_side(dataset: str, roots: dict[str, 
     loader = {"caldermends": caldermends, "bu3dfe": bu3dfe, "bosphorus": bosphorus, "merged-rgbd": merged}[dataset]
     root = roots["merged" if dataset == "merged-rgbd" else dataset]
     for name, protocol in spec.protocols.items():
-        if protocol.kind == "subject_kfold" and protocol.folds > 6:
+        if protocol.kind in ("subject_kfold", "repeated_subject_kfold") and protocol.folds > 6:
             continue  # the fixtures have 5-6 persons; the 10-fold variants are tested below
         data = loader.load(root, {})
         manifest = build_manifest(data, dataset, protocol)
@@ -324,6 +326,13 @@ def test_ten_fold_protocols_on_twelve_subjects(tmp_path: Path) -> None:
     tested = [set(data.subjects[f.test]) for f in manifest.folds]
     assert len(tested) == 10 and all(len(s) == 1 for s in tested) and set().union(*tested) == set(data.subjects)
     assert SPEC["bosphorus"].protocols[SPEC["bosphorus"].default_protocol].kind == "subject_kfold"
+    literature = SPEC["bu3dfe"].protocols["literature-60x10fold"]
+    small = replace(literature, repeats=2, subject_subset=10)  # the fixture has 12 persons, not 100
+    drawn = build_manifest(data, "bu3dfe", small)
+    assert len(drawn.folds) == 20 and literature.num_folds == 1000
+    for fold in drawn.folds:
+        assert len(set(data.subjects[fold.test])) == 1
+        assert not set(data.subjects[fold.train]) & set(data.subjects[fold.test])
 
 
 # --------------------------------------------------------------------------------------------- pixels

@@ -63,6 +63,10 @@ PROTOCOLS = {
     "subject-10fold": ProtocolSpec("subject-10fold", "subject_kfold",
                                    "10-fold cross-validation, subject-independent (folds grouped by subject Sxxx)",
                                    folds=10),
+    "emotion-fan-10fold": ProtocolSpec("emotion-fan-10fold", "predefined",
+                                       "Emotion-FAN's published 10 folds: subjects sorted by id, fold k gets "
+                                       "every 10th subject (use ckplus8 with neutral_frames=0 for its 327 "
+                                       "sequences)", folds=10),
 }
 OPTIONS = {"layout": "auto", "last_frames": 3, "neutral_frames": 1}
 CHOICES = {"layout": ("auto", "official", "ck48")}

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from ferbench.data import FERData
 from ferbench.datafiles import image_files, merge_options, read_lines, subfolders, warn
 from ferbench.emotions import BASIC7, BASIC8
@@ -41,7 +43,16 @@ def _load(root: Path, options: Mapping[str, Any], classes: tuple[str, ...], name
         label_files = read_official(root, table, set(classes), last, neutral)
     else:
         label_files = read_ck48(root, table, set(classes), last, neutral)
-    return table.to_data(classes, name, label_files, (layout,), with_subjects=True)
+    data = table.to_data(classes, name, label_files, (layout,), with_subjects=True)
+    data.fold = emotion_fan_folds(data.subjects)
+    return data
+
+
+def emotion_fan_folds(subjects: np.ndarray, folds: int = 10) -> np.ndarray:
+    """Emotion-FAN's published assignment (datasets.md §5.3): subjects sorted by id, fold k gets every
+    ``folds``-th subject starting at the k-th."""
+    rank = {subject: index for index, subject in enumerate(sorted(set(subjects.tolist())))}
+    return np.asarray([rank[subject] % folds for subject in subjects.tolist()], dtype=np.int64)
 
 
 def _count_option(options: Mapping[str, Any], key: str, low: int) -> int:

@@ -84,7 +84,11 @@ SPECS = (
             _split("sample-60-40", 0.4, 5, False, "60/40 split over samples (stratified), repeated 5 times, "
                    "as the thesis code (subjects leak)"),
             _subject_kfold("subject-10fold", 10, "with subject_subset=60, classes=6, intensities=top2: "
-                           "the literature's 60-subject protocol (one draw)")),
+                           "the literature's 60-subject protocol (one draw)"),
+            ProtocolSpec("literature-60x10fold", "repeated_subject_kfold",
+                         "the literature's protocol (datasets.md §6.3): 60 random subjects, 10-fold "
+                         "person-independent CV, redrawn 100 times (1,000 folds; pick some with --fold); use "
+                         "with classes=6, intensities=top2", folds=10, repeats=100, subject_subset=60)),
         default_protocol="random-60-40",
         description="BU-3DFE posed RGB + depth rendered from the 3D meshes, 2,500 samples",
         modalities=("rgb", "depth"),
