@@ -69,6 +69,7 @@ def main() -> None:
     from ferbench.pixelcache import cache_root
     from ferbench.plugins import registry
     from ferbench.specs import load_object
+    from timing import pipeline_images_per_second
 
     root = write_fixture(Path(args.workdir) / "RAF-DB" / "basic")
     reg = registry()
@@ -93,12 +94,7 @@ def main() -> None:
     normalizer = Normalizer({"rgb": (config["data"]["mean"], config["data"]["std"])}, device)
     batches = ArrayBatches(arrays, data.labels, rows, batch_size, device, normalizer, train=True,
                            augment_cfg=config["data"]["augment"])
-    started = time.perf_counter()
-    for _ in batches.epoch(0):
-        pass
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    pipeline = len(rows) / (time.perf_counter() - started)
+    pipeline = pipeline_images_per_second(batches)
 
     info = DataInfo(classes=data.classes, modalities=("rgb",), image_size=size,
                     class_counts=np.bincount(data.labels, minlength=7), steps_per_epoch=len(batches), epochs=1)

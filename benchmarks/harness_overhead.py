@@ -27,6 +27,7 @@ from ferbench.loader import ArrayBatches, Normalizer
 from ferbench.method import DataInfo
 from ferbench.plugins import registry
 from ferbench.specs import load_object
+from timing import pipeline_images_per_second
 
 
 def parse_args() -> argparse.Namespace:
@@ -105,12 +106,7 @@ def main() -> None:
     torch.manual_seed(0)
     initial = load_object(method.factory)(config, info)
 
-    started = time.perf_counter()
-    for _ in train.epoch(0):
-        pass
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    pipeline = len(rows) / (time.perf_counter() - started)
+    pipeline = pipeline_images_per_second(train)
 
     images = torch.from_numpy(np.array(arrays["rgb"])).to(device).permute(0, 3, 1, 2)
     images = normalizer.from_uint8("rgb", images)
