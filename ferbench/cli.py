@@ -193,12 +193,14 @@ def data_check(dataset: str, data_root: str | None, assignments: tuple[str, ...]
 @cli.command()
 @click.option("--db", help="Results database.")
 @click.option("--out", "out_dir", default="leaderboards/site", show_default=True, help="Output folder.")
-def leaderboard(db: str | None, out_dir: str) -> None:
+@click.option("--paper-results", type=click.Path(exists=True, dir_okay=False),
+              help="YAML of published accuracies (default: the table shipped with ferbench).")
+def leaderboard(db: str | None, out_dir: str, paper_results: str | None) -> None:
     """Render static HTML leaderboards from the database."""
-    from .leaderboard import render_leaderboard
+    from .leaderboard import load_paper_results, render_leaderboard
     from .store import Store
 
-    index = render_leaderboard(Store(db), Path(out_dir))
+    index = render_leaderboard(Store(db), Path(out_dir), load_paper_results(Path(paper_results) if paper_results else None))
     click.echo(f"leaderboard: {index.resolve()}")
 
 

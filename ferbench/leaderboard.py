@@ -210,7 +210,10 @@ def _load_runs(store: Store) -> tuple[list[RunView], dict[str, int]]:
     return list(runs.values()), fold_counts
 
 
-def _paper(paper: PaperResults, dataset: str, protocol: str, method: str) -> float | None:
+def _paper(paper: PaperResults, dataset: str, protocol: str, method: str, preset: str) -> float | None:
+    """The published accuracy a ``paper``-preset entry reproduces (other presets have none)."""
+    if preset != "paper":
+        return None
     for key in (f"{dataset}/{protocol}", dataset):
         if key in paper and method in paper[key]:
             return float(paper[key][method])
@@ -233,7 +236,8 @@ def _boards(runs: list[RunView], fold_counts: Mapping[str, int], paper: PaperRes
         for run in members:
             if run.row.get("status") == "completed":
                 groups[tuple(str(run.row.get(k)) for k in ("method", "preset", "config_hash"))].append(run)
-        entries = [Entry(method, preset, config_hash, group, expected, _paper(paper, dataset, protocol, method))
+        entries = [Entry(method, preset, config_hash, group, expected,
+                         _paper(paper, dataset, protocol, method, preset))
                    for (method, preset, config_hash), group in groups.items()]
         boards.append(Board(dataset, protocol, members, sorted(entries, key=_ranking_key), expected))
     return boards
@@ -324,6 +328,16 @@ def _run_context(store: Store, run: RunView, board: Board) -> dict[str, Any]:
 
 
 # --- rendering -------------------------------------------------------------------------------------
+
+def load_paper_results(path: Path | None = None) -> dict[str, dict[str, float]]:
+    """Published accuracies: ``path`` (YAML ``dataset[/protocol]: {method: percent}``), by default
+    the table shipped with ferbench (``ferbench/paper_results.yaml``)."""
+    import yaml
+
+    source = path or Path(__file__).with_name("paper_results.yaml")
+    loaded = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    return {str(key): {str(m): float(v) for m, v in methods.items()} for key, methods in loaded.items()}
+
 
 def render_leaderboard(store: Store, out_dir: Path, paper_results: PaperResults | None = None) -> Path:
     """Write the static leaderboard of ``store`` into ``out_dir``; returns the path of ``index.html``.

@@ -40,7 +40,7 @@ def _insert_run(store: Store, run_id: str, method: str, seed: int, status: str, 
                 config_extra: dict | None = None, error: str | None = None) -> None:
     store.insert_run({
         "run_id": run_id, "run_key": f"key-{run_id}", "method": method, "dataset": dataset, "protocol": protocol,
-        "preset": "default", "seed": seed,
+        "preset": "paper", "seed": seed,
         "config": {"train": {"epochs": EPOCHS, "selection": selection, "lr": 0.001}, **(config_extra or {})},
         "config_hash": f"cfg-{method}-{selection}", "manifest_hash": f"man-{dataset}", "classes": classes,
         "folds": [0, 1], "selection_rule": selection, "selected_on_test": selection == "test",
@@ -348,3 +348,13 @@ if __name__ == "__main__":
     for stale in (db, db.with_name(db.name + ".lock")):
         stale.unlink(missing_ok=True)
     print(render_leaderboard(build_example(db), target, paper_results={DATASET: {"alpha_net": 90.0}}))
+
+
+def test_paper_numbers_apply_to_paper_presets_only() -> None:
+    from ferbench.leaderboard import _paper, load_paper_results
+
+    shipped = load_paper_results()
+    assert shipped["rafdb"]["vit-baseline"] == 87.22 and shipped["ferplus"]["vit-baseline"] == 88.91
+    assert _paper(shipped, "rafdb", "official", "vit-baseline", "paper") == 87.22
+    assert _paper(shipped, "rafdb", "official", "vit-baseline", "tiny") is None
+    assert _paper({"rafdb/official": {"m": 1.0}, "rafdb": {"m": 2.0}}, "rafdb", "official", "m", "paper") == 1.0
