@@ -263,7 +263,7 @@ class Runner:
 
     def _run_fold(self, info: RunInfo, data: FERData, arrays: dict[str, np.ndarray], fold: Fold, index: int,
                   device: Any) -> dict[str, float]:
-        from .engine import FoldLoaders, train_fold
+        from .engine import FoldLoaders, seed_everything, train_fold  # torch: imported only when training
         from .loader import ArrayBatches, Normalizer
         from .method import DataInfo
 
@@ -288,8 +288,6 @@ class Runner:
         steps = math.ceil(len(loaders.train) / train_cfg["grad_accum_steps"])
         data_info = DataInfo(classes=tuple(data.classes), modalities=tuple(arrays), image_size=config["data"]["image_size"],
                              class_counts=counts, steps_per_epoch=steps, epochs=train_cfg["epochs"])
-        from .engine import seed_everything
-
         seed_everything(seed, 1, index)
         method = load_object(self.plan.method.factory)(config, data_info)
         selection_fn = self.reg.metrics[train_cfg["selection_metric"]].fn
