@@ -13,6 +13,9 @@ import pytest
 #: Settings that make vit-baseline/synthfer runs take a few seconds on a CPU.
 FAST = ["--preset", "tiny", "--set", "dataset.samples=420", "--set", "dataset.subjects=20",
         "--set", "data.image_size=32", "--set", "model.depth=2", "--set", "train.epochs=2"]
+#: vit-baseline settings for end-to-end runs on the tiny fixtures of real datasets (16 px, 2 epochs).
+TINY_RUN = ["--preset", "tiny", "--set", "data.image_size=16", "--set", "model.patch_size=8",
+            "--set", "model.depth=2", "--set", "train.epochs=2"]
 
 
 @pytest.fixture
@@ -38,3 +41,13 @@ def ferbench(*args: str, env: dict[str, str] | None = None, check: bool = True,
 def ferbench_json(*args: str, env: dict[str, str] | None = None) -> Any:
     """Run ferbench with ``--json`` and decode its standard output."""
     return json.loads(ferbench(*args, "--json", env=env).stdout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """A user mistake: exit code 2, one ``ferbench: error:`` line holding ``fragments``, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("ferbench: error:"), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert all(fragment in lines[0] for fragment in fragments), lines[0]
+    return lines[0]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ferbench
+from conftest import assert_one_line_error, ferbench
 
 
 def bad_config(tmp_path: Path) -> str:
@@ -33,12 +33,7 @@ CASES = [
 @pytest.mark.parametrize(("args", "message"), CASES)
 def test_one_line_error(args: list, message: str, fb_env: dict[str, str], tmp_path: Path) -> None:
     args = [a(tmp_path) if callable(a) else a for a in args]
-    result = ferbench(*args, env=fb_env, check=False, timeout=60)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert message in lines[0] and lines[0].startswith("ferbench: error:")
-    assert "Traceback" not in result.stderr + result.stdout
+    assert_one_line_error(ferbench(*args, env=fb_env, check=False, timeout=60), message)
 
 
 def test_missing_data_root_names_the_option(fb_env: dict[str, str], tmp_path: Path) -> None:

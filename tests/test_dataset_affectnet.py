@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ferbench
+from conftest import TINY_RUN, assert_one_line_error, ferbench
 from ferbench.emotions import BASIC8
 from ferbench.errors import DataError, UsageError
 from ferbench.protocols import build_manifest
@@ -20,8 +20,6 @@ from ferbench_plugins.affectnet.dataset import load7, load8
 NATIVE = ["neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt"]
 HEADER = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"
 BOX = (4, 2, 8, 10)  # x, y, w, h: white inside, black outside
-TINY = ["--preset", "tiny", "--set", "data.image_size=16", "--set", "model.patch_size=8", "--set", "model.depth=2",
-        "--set", "train.epochs=2"]
 
 
 def face_photo(path: Path, gray: bool = False) -> None:
@@ -242,14 +240,11 @@ def test_data_check_cli(csv_root: Path, fb_env: dict[str, str]) -> None:
 def test_data_check_missing_label_file(csv_root: Path, fb_env: dict[str, str]) -> None:
     (csv_root / "Manually_Annotated_file_lists" / "validation.csv").unlink()
     result = ferbench("data", "check", "-d", "affectnet7", "--data-root", str(csv_root), check=False, env=fb_env)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr
-    assert "missing" in lines[0] and "validation.csv" in lines[0] and "expected layout" in lines[0]
+    assert_one_line_error(result, "missing", "validation.csv", "expected layout")
 
 
 def test_end_to_end_run_with_balanced_sampling(csv_root: Path, fb_env: dict[str, str]) -> None:
-    result = ferbench("run", "-m", "vit-baseline", "-d", "affectnet7", "--data-root", str(csv_root), *TINY,
+    result = ferbench("run", "-m", "vit-baseline", "-d", "affectnet7", "--data-root", str(csv_root), *TINY_RUN,
                       "--set", "train.balanced_sampling=true", "--json", env=fb_env)
     summary = json.loads(result.stdout)
     assert summary["protocol"] == "official" and list(summary["folds"]) == ["0"]

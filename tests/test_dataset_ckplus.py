@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ferbench
+from conftest import TINY_RUN, assert_one_line_error, ferbench
 from ferbench.errors import DataError, UsageError
 from ferbench.protocols import build_manifest
 from ferbench_plugins.ckplus import PROTOCOLS
@@ -19,8 +19,6 @@ from ferbench_plugins.ckplus.dataset import load7, load8
 CK_NAMES = ["neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
 DEFAULTS = {"layout": "auto", "last_frames": 3, "neutral_frames": 1}
 SUBJECTS = [f"S{5 * i + 5:03d}" for i in range(21)]  # S005, S010, ..., S105
-TINY = ["--preset", "tiny", "--set", "data.image_size=16", "--set", "model.patch_size=8", "--set", "model.depth=2",
-        "--set", "train.epochs=2"]
 FRAMES = 5
 
 
@@ -217,9 +215,7 @@ def test_data_check_cli(ck_root: Path, fb_env: dict[str, str]) -> None:
 ])
 def test_data_check_errors_are_one_line(ck_root: Path, fb_env: dict[str, str], args: list[str], message: str) -> None:
     result = ferbench("data", "check", "-d", "ckplus", "--data-root", str(ck_root), *args, check=False, env=fb_env)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert message in line
+    assert_one_line_error(result, message)
 
 
 def test_data_check_missing_label_folder(ck_root: Path, fb_env: dict[str, str]) -> None:
@@ -228,13 +224,11 @@ def test_data_check_missing_label_folder(ck_root: Path, fb_env: dict[str, str]) 
     (ck_root / "Emotion").rmdir()
     result = ferbench("data", "check", "-d", "ckplus", "--data-root", str(ck_root), "--set",
                       "dataset.layout=official", check=False, env=fb_env)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert "missing" in line and "Emotion" in line and "expected layout" in line
+    assert_one_line_error(result, "missing", "Emotion", "expected layout")
 
 
 def test_end_to_end_run_records_ten_folds(ck_root: Path, fb_env: dict[str, str]) -> None:
-    result = ferbench("run", "-m", "vit-baseline", "-d", "ckplus", "--data-root", str(ck_root), *TINY, "--json",
+    result = ferbench("run", "-m", "vit-baseline", "-d", "ckplus", "--data-root", str(ck_root), *TINY_RUN, "--json",
                       env=fb_env)
     summary = json.loads(result.stdout)
     assert summary["protocol"] == "subject-10fold"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ferbench, ferbench_json
+from conftest import TINY_RUN, assert_one_line_error, ferbench, ferbench_json
 from ferbench.emotions import BASIC7, BASIC8
 from ferbench.errors import DataError
 from ferbench.plugins import registry
@@ -19,7 +19,6 @@ from ferbench.protocols import build_manifest
 from ferbench.store import Store
 from ferbench_plugins.ferplus import votes as rules
 from ferbench_plugins.ferplus.dataset import load
-from test_dataset_rafdb import run_args
 
 N, H, SU, SA, AN, DI, FE, CO = BASIC8
 #: vote pattern -> (votes, majority, plurality with first-index ties, plurality with ties dropped,
@@ -285,9 +284,7 @@ def test_data_check_cli(tmp_path: Path, fb_env: dict[str, str]) -> None:
     assert "1 pixel string(s)" in from_csv.stderr and "dropped 3 without an image name, 1 duplicated" in from_csv.stderr
     (root / "FER2013Valid" / "label.csv").unlink()
     failed = ferbench("data", "check", "-d", "ferplus", "--data-root", str(root), env=fb_env, check=False)
-    lines = failed.stderr.strip().splitlines()
-    assert failed.returncode == 2 and len(lines) == 1 and "Traceback" not in failed.stderr
-    assert lines[0].startswith("ferbench: error: missing") and "FER2013Valid/label.csv" in lines[0]
+    assert assert_one_line_error(failed, "FER2013Valid/label.csv").startswith("ferbench: error: missing")
 
 
 @pytest.mark.parametrize("layout", ["folders", "csv"])
@@ -295,7 +292,7 @@ def test_end_to_end_run(tmp_path: Path, fb_env: dict[str, str], layout: str) -> 
     root = write_folders_layout(tmp_path / "fp") if layout == "folders" else write_csv_layout(tmp_path / "fp")
     extra = [] if layout == "folders" else ["--set", "dataset.label_mode=probability",
                                             "--set", "loss.soft_targets=true"]
-    summary = ferbench_json("run", "-m", "vit-baseline", "-d", "ferplus", "--data-root", str(root), *run_args(),
+    summary = ferbench_json("run", "-m", "vit-baseline", "-d", "ferplus", "--data-root", str(root), *TINY_RUN,
                             *extra, env=fb_env)
     assert list(summary["folds"]) == ["0"] and 0 <= summary["folds"]["0"]["accuracy"] <= 1
     store = Store(fb_env["FERBENCH_DB"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FAST, ferbench, ferbench_json
+from conftest import TINY_RUN, assert_one_line_error, ferbench, ferbench_json
 from ferbench.emotions import BASIC7
 from ferbench.errors import DataError
 from ferbench.plugins import registry
@@ -20,18 +20,6 @@ NATIVE = {1: "surprise", 2: "fear", 3: "disgust", 4: "happiness", 5: "sadness", 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 3, 2
 GARBAGE = "test_0002"  # written as garbage bytes with a .jpg name
 DUPLICATE = ("train_00001.jpg", 7)  # listed again later with another code: the first line wins
-
-
-def run_args() -> list[str]:
-    """conftest's FAST without its synthfer-only dataset options, at 16 px, 8 px patches, one epoch."""
-    out, i = [], 0
-    while i < len(FAST):
-        if FAST[i] == "--set" and FAST[i + 1].startswith("dataset."):
-            i += 2
-            continue
-        out.append(FAST[i])
-        i += 1
-    return out + ["--set", "data.image_size=16", "--set", "model.patch_size=8", "--set", "train.epochs=1"]
 
 
 def samples() -> list[tuple[str, int]]:
@@ -215,15 +203,14 @@ def test_data_check_cli_counts_unreadable_and_missing_label_file(tmp_path: Path,
     (root / "EmoLabel" / "list_patition_label.txt").unlink()
     failed = ferbench("data", "check", "-d", "rafdb", "--data-root", str(root), "--set", "dataset.layout=official",
                       env=fb_env, check=False)
-    lines = failed.stderr.strip().splitlines()
-    assert failed.returncode == 2 and len(lines) == 1 and "Traceback" not in failed.stderr
-    assert lines[0].startswith("ferbench: error: no RAF-DB layout found") and "list_patition_label.txt" in lines[0]
+    line = assert_one_line_error(failed, "list_patition_label.txt")
+    assert line.startswith("ferbench: error: no RAF-DB layout found")
 
 
 @pytest.mark.parametrize("layout", ["official", "class_folders"])
 def test_end_to_end_run(tmp_path: Path, fb_env: dict[str, str], layout: str) -> None:
     root = write_official(tmp_path / "basic") if layout == "official" else write_class_folders(tmp_path / "rafdb")
-    summary = ferbench_json("run", "-m", "vit-baseline", "-d", "rafdb", "--data-root", str(root), *run_args(),
+    summary = ferbench_json("run", "-m", "vit-baseline", "-d", "rafdb", "--data-root", str(root), *TINY_RUN,
                             env=fb_env)
     assert list(summary["folds"]) == ["0"] and 0 <= summary["folds"]["0"]["accuracy"] <= 1
     store = Store(fb_env["FERBENCH_DB"])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ferbench
+from conftest import TINY_RUN, assert_one_line_error, ferbench
 from ferbench.emotions import BASIC7
 from ferbench.errors import DataError, UsageError
 from ferbench.protocols import build_manifest
@@ -24,8 +24,6 @@ from ferbench_plugins.rgbd import SPECS, bosphorus, bu3dfe, caldermends, merged
 from ferbench_plugins.rgbd.common import read_depth
 
 SPEC = {spec.name: spec for spec in SPECS}
-TINY = ["--preset", "tiny", "--set", "data.image_size=16", "--set", "model.patch_size=8", "--set", "model.depth=1",
-        "--set", "train.epochs=1"]
 BU_CODES = {"AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happiness", "SA": "sadness", "SU": "surprise"}
 BU_SUBJECTS = ["F0001", "F0002", "M0001", "M0002", "M0003"]
 BOS_SUBJECTS = [f"bs{i:03d}" for i in range(5)]
@@ -377,14 +375,13 @@ def test_data_check_counts_and_unreadable_files(roots: dict[str, Path], fb_env: 
 def test_data_check_errors_are_one_line(dataset: str, args: list[str], message: str, tmp_path: Path,
                                         fb_env: dict[str, str]) -> None:
     result = ferbench("data", "check", "-d", dataset, "--data-root", str(tmp_path), *args, check=False, env=fb_env)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert_one_line_error(result, message)
 
 
 def test_data_check_without_depth_maps_exits_2(tmp_path: Path, fb_env: dict[str, str]) -> None:
     rgb(tmp_path / "F0001" / "F0001_SU03WH_F2D.bmp", 3, fmt="BMP")
     result = ferbench("data", "check", "-d", "bu3dfe", "--data-root", str(tmp_path), check=False, env=fb_env)
-    assert result.returncode == 2 and "ferbench bu3dfe-depth" in result.stderr and "Traceback" not in result.stderr
+    assert_one_line_error(result, "ferbench bu3dfe-depth")
 
 
 @pytest.mark.parametrize(("dataset", "args", "folds"), [
@@ -396,7 +393,7 @@ def test_data_check_without_depth_maps_exits_2(tmp_path: Path, fb_env: dict[str,
 def test_end_to_end_run_records_one_result_per_fold(dataset: str, args: list[str], folds: int,
                                                      roots: dict[str, Path], fb_env: dict[str, str]) -> None:
     root = roots["merged" if dataset == "merged-rgbd" else dataset]
-    result = ferbench("run", "-m", "vit-baseline", "-d", dataset, "--data-root", str(root), *TINY, *args, "--json",
+    result = ferbench("run", "-m", "vit-baseline", "-d", dataset, "--data-root", str(root), *TINY_RUN, *args, "--json",
                       env=fb_env)
     summary = json.loads(result.stdout)
     assert sorted(summary["folds"]) == [str(k) for k in range(folds)]
