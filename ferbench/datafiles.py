@@ -6,7 +6,7 @@ Dataset plugins use these helpers so that every plugin handles the quirks the sa
 
 - files: :func:`require`, :func:`read_text`, :func:`read_lines`, :func:`read_csv`, :func:`fingerprint`;
 - folders: :func:`image_files`, :func:`subfolders`, :func:`child_folder`, :func:`relative_id`;
-- images: :func:`read_image`, :func:`resize`; counts: :func:`counts_table`;
+- images: :func:`read_image`, :func:`resize`;
 - loaders' options and messages: :func:`merge_options`, :func:`warn`, :func:`note`.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import io
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -164,9 +164,3 @@ def resize(array: np.ndarray, size: int) -> np.ndarray:
     image = Image.fromarray(array[..., 0] if channels == 1 else array)
     out = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
     return out[..., None] if channels == 1 else out
-
-
-def counts_table(labels: Sequence[int], classes: Sequence[str]) -> dict[str, int]:
-    """Samples per class name."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
-    return {name: int(count) for name, count in zip(classes, counts)}

@@ -61,7 +61,6 @@ def _decode_all(count: int, size: int, channels: int, read: Reader, target: Path
                       disable=None, leave=False):
             pass
     array.flush()
-    del array
     return sorted(failed)
 
 

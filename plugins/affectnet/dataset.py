@@ -163,10 +163,10 @@ def read_npy_layout(root: Path, table: SampleTable, classes: set[str]) -> list[P
     """``<split>/annotations/<n>_exp.npy`` -> ``<split>/images/<n>.jpg``, ordered by ``n``."""
     folders = [_split_dir(root, names) or root / names[0] for names in NPY_SPLITS]
     files = [require(folder / "annotations", LAYOUTS["npy"]) for folder in folders]  # both, before parsing
-    for folder, annotations, split in zip(folders, files, ("train", "test")):
-        labels = sorted(annotations.glob("*_exp.npy"), key=lambda p: _numeric_key(p.name[:-len("_exp.npy")]))
+    for folder, annotation_dir, split in zip(folders, files, ("train", "test")):
+        labels = sorted(annotation_dir.glob("*_exp.npy"), key=lambda p: _numeric_key(p.name[:-len("_exp.npy")]))
         if not labels:
-            raise DataError(f"no *_exp.npy files in {annotations}; expected layout: {LAYOUTS['npy']}")
+            raise DataError(f"no *_exp.npy files in {annotation_dir}; expected layout: {LAYOUTS['npy']}")
         for path in labels:
             name = _keep(_npy_code(path), classes)
             if name:

@@ -55,7 +55,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ferbench import hookimpl
-from ferbench.emotions import BASIC7, BASIC8
+from ferbench.emotions import BASIC8
 from ferbench.specs import DatasetSpec, ProtocolSpec
 
 OPTIONS = {"layout": "auto", "label_mode": "majority", "eval_label_mode": "auto", "classes": 8,
