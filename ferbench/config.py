@@ -54,10 +54,30 @@ ENGINE_CHOICES: dict[str, tuple[Any, ...]] = {
     "train.selection": ("final", "val", "test"),
 }
 
-#: Valid values of the ``optim`` section read by :mod:`ferbench.optim`, for method specs' ``choices``.
+#: The ``optim`` section every method inherits (read by :mod:`ferbench.optim`); presets state only
+#: what differs.
+OPTIM_DEFAULTS: dict[str, Any] = {
+    "name": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.05,
+    "betas": [0.9, 0.999],
+    "momentum": 0.9,
+    "layer_decay": 1.0,
+    "schedule": "cosine",
+    "warmup_epochs": 0.0,
+    "min_lr": 0.0,
+    "milestones": [30, 60],
+    "gamma": 0.1,
+    "plateau_patience": 10,
+    "plateau_monitor": "train_loss",
+    "pct_start": 0.3,
+    "div_factor": 25.0,
+}
+
+#: Valid values of the ``optim`` section's string settings.
 OPTIM_CHOICES: dict[str, tuple[Any, ...]] = {
     "optim.name": ("adamw", "adam", "sgd"),
-    "optim.schedule": ("cosine", "step", "plateau", "constant"),
+    "optim.schedule": ("cosine", "step", "plateau", "onecycle", "constant"),
 }
 
 
@@ -162,16 +182,69 @@ def set_path(tree: dict[str, Any], path: str, value: Any, valid: Mapping[str, An
     node[leaf] = _check_value(path, value, valid[path], choices)
 
 
-def build_config(preset: Mapping[str, Any], dataset_options: Mapping[str, Any],
+def method_tree(defaults: Mapping[str, Any], preset: Mapping[str, Any],
+                dataset_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A method's default tree: engine defaults < ``optim`` defaults < the method's defaults < the preset
+    < the preset's overrides for the chosen dataset."""
+    tree = deep_merge(ENGINE_DEFAULTS, {"optim": OPTIM_DEFAULTS})
+    for layer in (defaults, preset, dataset_overrides or {}):
+        tree = deep_merge(tree, layer)
+    return tree
+
+
+#: Name of the config key that selects a registered loss.
+LOSS_NAME = "loss.name"
+
+
+def _chosen_loss(tree: Mapping[str, Any], file_overrides: Mapping[str, Any],
+                 assignments: Iterable[tuple[str, Any]]) -> str | None:
+    """The loss the user ends up with: the preset's, unless the config file or ``--set`` names another."""
+    name = tree.get("loss", {}).get("name")
+    name = flatten(file_overrides).get(LOSS_NAME, name)
+    for path, value in assignments:
+        if path == LOSS_NAME:
+            name = value
+    return name
+
+
+def resolve_loss_section(tree: dict[str, Any], name: str, losses: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """Make ``tree['loss']`` the options of loss ``name`` (its defaults, with the preset's values when the
+    preset chose that loss); returns the loss's choices as config-path choices."""
+    if name not in losses:
+        raise UsageError(f"invalid value {name!r} for {LOSS_NAME}; choose one of: {', '.join(sorted(losses))}")
+    spec = losses[name]
+    preset_options = {k: v for k, v in tree.get("loss", {}).items() if k != "name"}
+    options = dict(spec.options)
+    if tree.get("loss", {}).get("name") == name:
+        for key, value in preset_options.items():
+            if key not in options:
+                raise UsageError(f"the preset sets loss.{key}, which loss {name!r} does not have; its options: "
+                                 f"{', '.join(sorted(options)) or 'none'}")
+            options[key] = value
+    tree["loss"] = {"name": name, **options}
+    return {LOSS_NAME: tuple(sorted(losses)), **{f"loss.{k}": v for k, v in spec.choices.items()}}
+
+
+def build_config(base: Mapping[str, Any], dataset_options: Mapping[str, Any],
                  file_overrides: Mapping[str, Any] | None = None,
                  assignments: Iterable[tuple[str, Any]] = (),
-                 choices: Mapping[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
-    """The effective config: engine defaults < preset < dataset options < config file < ``--set``."""
-    tree = deep_merge(ENGINE_DEFAULTS, preset)
+                 choices: Mapping[str, tuple[Any, ...]] | None = None,
+                 losses: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The effective config: ``base`` (see :func:`method_tree`) < dataset options < config file < ``--set``.
+
+    When the tree has a ``loss`` section with a ``name`` and ``losses`` (name -> LossSpec) are given, the
+    section becomes the chosen loss's options, so ``--set loss.name=X`` brings X's own keys.
+    """
+    tree = deep_merge(ENGINE_DEFAULTS, base)
     tree["dataset"] = deep_merge(tree.get("dataset", {}), dataset_options)
-    valid = flatten(tree)
+    file_overrides = file_overrides or {}
+    assignments = list(assignments)
     all_choices = {**ENGINE_CHOICES, **(choices or {})}
-    for path, value in flatten(file_overrides or {}).items():
+    loss_name = _chosen_loss(tree, file_overrides, assignments)
+    if losses is not None and loss_name is not None:
+        all_choices.update(resolve_loss_section(tree, loss_name, losses))
+    valid = flatten(tree)
+    for path, value in flatten(file_overrides).items():
         set_path(tree, path, value, valid, all_choices)
     for path, value in assignments:
         set_path(tree, path, value, valid, all_choices)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import click
 
     from .runinfo import RunInfo
-    from .specs import DatasetSpec, MethodSpec, MetricSpec
+    from .specs import DatasetSpec, LossSpec, MethodSpec, MetricSpec
 
 hookspec = pluggy.HookspecMarker("ferbench")
 
@@ -44,6 +44,16 @@ def register_metrics(register: Callable[[MetricSpec], None]) -> None:
 
     Metrics receive the stored per-sample predictions of one fold, never the model, so any metric
     can be recomputed from the database alone.
+    """
+
+
+@hookspec
+def register_losses(register: Callable[[LossSpec], None]) -> None:
+    """Register training losses by calling ``register(LossSpec(...))``.
+
+    A method builds the loss named by its config's ``loss.name`` (``ferbench.losses.build_loss``), so a
+    registered loss is selectable by every method that uses that seam, e.g.
+    ``ferbench run --method vit-baseline --set loss.name=f-pdls``.
     """
 
 

@@ -113,5 +113,5 @@ class ArrayBatches:
                 inputs = augment(inputs, self.augment_cfg, generator, self.normalizer)
             else:
                 inputs = {name: self.normalizer.from_uint8(name, x) for name, x in pixels.items()}
-            yield Batch(inputs=inputs, labels=labels.to(self.device, non_blocking=True), rows=rows,
+            yield Batch(views=[inputs], labels=labels.to(self.device, non_blocking=True), rows=rows,
                         soft_labels=None if soft is None else soft.to(self.device, non_blocking=True))

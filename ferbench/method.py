@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .weights import ResolvedWeights
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class DataInfo:
     class_counts: np.ndarray  # training-part counts per class
     steps_per_epoch: int  # optimizer updates per epoch (after gradient accumulation)
     epochs: int
+    #: modality -> (mean, std) per channel, as the loader normalised the inputs (to undo or redo it)
+    normalization: Mapping[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    #: resolved weights references of the config, keyed by dotted config path (e.g. ``model.weights``)
+    weights: Mapping[str, ResolvedWeights] = field(default_factory=dict)
+    #: ``[K, K]`` mean target distribution per true class on the fold's training part, when the dataset
+    #: has soft labels (e.g. FERPlus crowd votes); None otherwise
+    prior: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -35,17 +45,28 @@ class DataInfo:
 
 @dataclass
 class Batch:
-    """A mini-batch on the run's device: normalised float inputs per modality and integer labels."""
+    """A mini-batch on the run's device: one or more augmented views of each image (normalised float
+    inputs per modality) and integer labels. Evaluation batches have exactly one view."""
 
-    inputs: dict[str, torch.Tensor]
+    views: list[dict[str, torch.Tensor]]
     labels: torch.Tensor
     rows: torch.Tensor  # dataset row of each sample
     soft_labels: torch.Tensor | None = None  # [B, classes] when the dataset provides target distributions
 
     @property
+    def inputs(self) -> dict[str, torch.Tensor]:
+        """The first view: ``{modality: [B, C, H, W]}``."""
+        return self.views[0]
+
+    @property
     def rgb(self) -> torch.Tensor:
-        """The RGB images ``[B, 3, H, W]``."""
+        """The RGB images of the first view ``[B, 3, H, W]``."""
         return self.inputs["rgb"]
+
+    @property
+    def depth(self) -> torch.Tensor:
+        """The depth maps of the first view ``[B, C, H, W]``."""
+        return self.inputs["depth"]
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -11,13 +11,16 @@ import pluggy
 
 from . import hookspecs
 from .errors import UsageError
-from .specs import DatasetSpec, MethodSpec, MetricSpec
+from .specs import DatasetSpec, LossSpec, MethodSpec, MetricSpec
 
 ENTRY_POINT_GROUP = "ferbench"
 #: Comma-separated module names loaded as extra plugins (handy for a plugin under development).
 PLUGINS_ENV = "FERBENCH_PLUGINS"
 
-Spec = TypeVar("Spec", DatasetSpec, MethodSpec, MetricSpec)
+#: Each kind of spec and the name of its table in :class:`Registry` and in ``ferbench plugins``.
+KINDS: dict[str, str] = {"dataset": "datasets", "method": "methods", "metric": "metrics", "loss": "losses"}
+
+Spec = TypeVar("Spec", DatasetSpec, MethodSpec, MetricSpec, LossSpec)
 
 
 @functools.cache
@@ -40,6 +43,7 @@ class Registry:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     methods: dict[str, MethodSpec] = field(default_factory=dict)
     metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    losses: dict[str, LossSpec] = field(default_factory=dict)
     provider: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def dataset(self, name: str) -> DatasetSpec:
@@ -49,6 +53,10 @@ class Registry:
     def method(self, name: str) -> MethodSpec:
         """The method called ``name``; a UsageError lists the valid names otherwise."""
         return _lookup(self.methods, name, "method")
+
+    def loss(self, name: str) -> LossSpec:
+        """The loss called ``name``; a UsageError lists the valid names otherwise."""
+        return _lookup(self.losses, name, "loss")
 
 
 def _lookup(table: dict[str, Spec], name: str, kind: str) -> Spec:
@@ -81,6 +89,7 @@ def registry() -> Registry:
     _collect(pm, "register_datasets", reg.datasets, "dataset", reg)
     _collect(pm, "register_methods", reg.methods, "method", reg)
     _collect(pm, "register_metrics", reg.metrics, "metric", reg)
+    _collect(pm, "register_losses", reg.losses, "loss", reg)
     return reg
 
 
@@ -98,10 +107,10 @@ def describe_plugins() -> list[dict[str, Any]]:
     described = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         dist = distributions.get(id(plugin))
-        provides: dict[str, list[str]] = {"datasets": [], "methods": [], "metrics": []}
+        provides: dict[str, list[str]] = {table: [] for table in KINDS.values()}
         for (kind, spec_name), provider in reg.provider.items():
             if provider == name:
-                provides[kind + "s"].append(spec_name)
+                provides[KINDS[kind]].append(spec_name)
         described.append({
             "name": name,
             "module": getattr(plugin, "__name__", repr(plugin)),

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
-from .config import build_config, config_hash, read_config_file
+from .config import build_config, config_hash, method_tree, read_config_file
 from .data import FERData
 from .errors import UsageError
 from .metrics import aggregate
@@ -85,7 +85,8 @@ def plan_run(request: RunRequest, reg: Registry | None = None) -> Plan:
                          f"{dataset.name} does not provide ({', '.join(dataset.modalities)})")
     file_overrides = read_config_file(request.config_file) if request.config_file else {}
     choices = {**method.choices, **{f"dataset.{k}": v for k, v in dataset.option_choices.items()}}
-    config = build_config(method.presets[preset], dataset.options, file_overrides, request.assignments, choices)
+    base = method_tree(method.defaults, method.presets[preset], method.dataset_presets.get(preset, {}).get(dataset.name))
+    config = build_config(base, dataset.options, file_overrides, request.assignments, choices, reg.losses)
     selection_metric = config["train"]["selection_metric"]
     scalar_metrics = sorted(name for name, spec in reg.metrics.items() if spec.kind == "scalar")
     if selection_metric not in scalar_metrics:

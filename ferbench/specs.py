@@ -78,12 +78,20 @@ class DatasetSpec:
     reference_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # split -> class -> count
 
 
+#: Kinds of method: a classifier is trained on labels and scored; a pre-trainer learns from images alone
+#: (``ferbench pretrain``), is never scored, and keeps weights that classifiers start from (``run:<id>``).
+CLASSIFIER, PRETRAINER = "classifier", "pretrainer"
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method: presets (full config trees) and a factory ``(config, data_info) -> Method``.
+    """A method: presets and a factory ``(config, data_info) -> Method``.
 
-    Every method ships at least the ``tiny`` preset (seconds on a CPU) and the ``paper`` preset
-    (the paper's sizes and hyper-parameters). ``choices`` restricts string options, keyed by dotted path.
+    Every method ships at least the ``tiny`` preset (seconds on a CPU) and the ``paper`` preset (the
+    paper's sizes and hyper-parameters). ``defaults`` is merged under every preset, so a preset states
+    only what differs; ``dataset_presets[preset][dataset]`` overrides a preset for one dataset (e.g. a
+    paper's per-dataset epochs). ``choices`` restricts string options, keyed by dotted path. ``views`` is
+    how many augmented views of each training image the method wants (a selected loss may ask for more).
     """
 
     name: str
@@ -94,6 +102,28 @@ class MethodSpec:
     modalities: tuple[str, ...] = ("rgb",)
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     default_preset: str = "paper"
+    kind: str = CLASSIFIER
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    dataset_presets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    views: int = 1
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A training loss selectable by any method through ``loss.name``.
+
+    ``factory`` (``"module:attribute"``) is called as ``factory(options, info)`` and returns a
+    :class:`ferbench.losses.Loss`. ``options`` are the loss's settings with their defaults: they become
+    the config keys ``loss.<option>`` when ``loss.name`` selects this loss. ``views`` is how many augmented
+    views of each training image the loss needs (contrastive losses: 2).
+    """
+
+    name: str
+    factory: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    views: int = 1
+    description: str = ""
 
 
 MetricFunction = Callable[[np.ndarray, np.ndarray, np.ndarray, int], Any]

@@ -29,7 +29,7 @@ def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def ferbench(*args: str, env: dict[str, str] | None = None, check: bool = True,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+             timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ferbench ARGS`` in a subprocess, as a user would."""
     result = subprocess.run([sys.executable, "-m", "ferbench", *args], capture_output=True, text=True,
                             env=env, timeout=timeout, stdin=subprocess.DEVNULL)

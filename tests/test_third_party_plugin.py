@@ -47,7 +47,7 @@ def test_installed_plugin_is_listed_and_runs(fb_env: dict[str, str], tmp_path: P
     example = listed["example"]
     assert (example["distribution"], example["version"]) == ("ferbench-example", "0.3.0")
     assert example["provides"] == {"datasets": ["example-folders"], "methods": ["example-cnn"],
-                                   "metrics": ["top2_accuracy"]}
+                                   "metrics": ["top2_accuracy"], "losses": []}
     assert listed["vit_baseline"]["distribution"] == "ferbench"
     assert "example-cnn" in ferbench("plugins", env=env).stdout
 

@@ -20,10 +20,7 @@ from ferbench.specs import MethodSpec
 PAPER = {
     "model": {"arch": "vit_base_patch16_224.augreg_in1k", "pretrained": True, "patch_size": 16, "embed_dim": 768,
               "depth": 12, "num_heads": 12, "mlp_ratio": 4.0, "drop_path_rate": 0.1, "global_pool": "token"},
-    "loss": {"label_smoothing": 0.0, "soft_targets": False},
-    "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "layer_decay": 1.0, "betas": [0.9, 0.999],
-              "schedule": "plateau", "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1,
-              "warmup_epochs": 0.0, "min_lr": 0.0, "milestones": [30, 60]},
+    "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "plateau", "plateau_patience": 30},
     "train": {"epochs": 100, "batch_size": 32},
     "data": {"image_size": 224,
              "augment": {"hflip": 0.5, "color_jitter": 0.25, "translate": 0.1, "scale": [1.0, 1.25],
@@ -33,13 +30,14 @@ PAPER = {
 TINY = {
     "model": {"arch": "vit_tiny_patch16_224", "pretrained": False, "patch_size": 8, "embed_dim": 96,
               "depth": 4, "num_heads": 3, "mlp_ratio": 2.0, "drop_path_rate": 0.0, "global_pool": "avg"},
-    "loss": {"label_smoothing": 0.0, "soft_targets": False},
-    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05, "layer_decay": 1.0, "betas": [0.9, 0.999],
-              "schedule": "cosine", "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1,
-              "warmup_epochs": 1.0, "min_lr": 1e-5, "milestones": [30, 60]},
+    "optim": {"warmup_epochs": 1.0, "min_lr": 1e-5},
     "train": {"epochs": 20, "batch_size": 64},
     "data": {"image_size": 48, "augment": {"hflip": 0.5}},
 }
+
+
+#: Merged under both presets: the loss is selectable (``--set loss.name=...``), cross-entropy by default.
+DEFAULTS = {"loss": {"name": "ce"}}
 
 
 @hookimpl
@@ -48,6 +46,7 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         name="vit-baseline",
         factory="ferbench_plugins.vit_baseline.model:ViTClassifier",
         presets={"paper": PAPER, "tiny": TINY},
+        defaults=DEFAULTS,
         description="timm ViT + linear head (supervised ImageNet ViT-B/16 in the paper preset)",
         paper="Li et al., PF-ViT (IEEE TCSS 2024), ViT baselines",
         choices={**OPTIM_CHOICES, "model.global_pool": ("token", "avg")},
