@@ -63,7 +63,7 @@ def main() -> None:
     import torch
 
     from ferbench.config import build_config, parse_assignment
-    from ferbench.engine import select_device
+    from ferbench.trainer import select_device
     from ferbench.loader import ArrayBatches, Normalizer
     from ferbench.method import DataInfo, StepContext
     from ferbench.pixelcache import cache_root

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ferbench.config import build_config, parse_assignment
-from ferbench.engine import FoldLoaders, select_device, train_fold
+from ferbench.trainer import FoldLoaders, select_device, train_fold
 from ferbench.loader import ArrayBatches, Normalizer
 from ferbench.method import DataInfo
 from ferbench.plugins import registry

@@ -46,7 +46,7 @@ def run(method: str, dataset: str, protocol: str | None, preset: str | None, con
         db: str | None, fresh: bool, progress: bool | None, as_json: bool) -> None:
     """Train and evaluate METHOD on DATASET under a protocol; record everything in the database."""
     from .config import parse_assignment
-    from .runner import RunRequest
+    from .planning import RunRequest
     from .runner import run as execute
 
     request = RunRequest(method=method, dataset=dataset, protocol=protocol, preset=preset, config_file=config_file,
@@ -178,7 +178,7 @@ def data_check(dataset: str, data_root: str | None, assignments: tuple[str, ...]
     is missing or unreadable."""
     from .config import parse_assignment
     from .datacheck import check
-    from .runner import dataset_options, resolve_data_root
+    from .planning import dataset_options, resolve_data_root
     from .plugins import registry
 
     spec = registry().dataset(dataset)

@@ -31,6 +31,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "val_fraction": 0.1,  # carved from the training fold when selection == val
         "balanced_sampling": False,  # inverse class-frequency sampling of training batches
         "log_every": 0,  # batches between progress-bar updates of the loss (0: automatic)
+        "keep_weights": True,  # keep each fold's selected weights as safetensors (``run:<id>`` references)
     },
     "data": {
         "image_size": 224,
@@ -39,6 +40,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "depth_mean": [0.5],
         "depth_std": [0.25],
         "fold_statistics": False,  # z-score each modality with its training part's mean/std instead
+        "fold_statistics_foreground": False,  # ... computed on non-black (face) pixels only
         "augment": {
             "hflip": 0.5,
             "rotate_degrees": 0.0,
