@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     preset VARCHAR, seed INTEGER, config JSON, config_hash VARCHAR, manifest_hash VARCHAR,
     classes JSON, folds JSON, selection_rule VARCHAR, selected_on_test BOOLEAN, val_rule VARCHAR,
     device VARCHAR, versions JSON, git_commit VARCHAR, host VARCHAR, command VARCHAR,
-    status VARCHAR, error VARCHAR, started_at TIMESTAMP, ended_at TIMESTAMP
+    status VARCHAR, error VARCHAR, started_at TIMESTAMP, ended_at TIMESTAMP, weights JSON
 );
 CREATE TABLE IF NOT EXISTS manifests (
     manifest_hash VARCHAR PRIMARY KEY, dataset VARCHAR, protocol VARCHAR, manifest JSON
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS manifests (
 CREATE TABLE IF NOT EXISTS folds (
     run_id VARCHAR, fold INTEGER, status VARCHAR, selected_epoch INTEGER, selection JSON,
     n_train INTEGER, n_val INTEGER, n_test INTEGER, train_seconds DOUBLE, eval_seconds DOUBLE,
-    images_per_second DOUBLE, ended_at TIMESTAMP, PRIMARY KEY (run_id, fold)
+    images_per_second DOUBLE, ended_at TIMESTAMP, weights_path VARCHAR, weights_sha256 VARCHAR,
+    PRIMARY KEY (run_id, fold)
 );
 CREATE TABLE IF NOT EXISTS fold_metrics (
     run_id VARCHAR, fold INTEGER, metric VARCHAR, value DOUBLE, PRIMARY KEY (run_id, fold, metric)
@@ -48,11 +49,14 @@ CREATE TABLE IF NOT EXISTS predictions (
 CREATE TABLE IF NOT EXISTS curves (
     run_id VARCHAR, fold INTEGER, epoch INTEGER, name VARCHAR, value DOUBLE
 );
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS weights JSON;
+ALTER TABLE folds ADD COLUMN IF NOT EXISTS weights_path VARCHAR;
+ALTER TABLE folds ADD COLUMN IF NOT EXISTS weights_sha256 VARCHAR;
 """
 
 TABLES = ("runs", "manifests", "folds", "fold_metrics", "predictions", "curves")
 #: Columns stored as JSON text; :meth:`Store.query` decodes them (also when aliased to these names).
-JSON_COLUMNS = frozenset({"config", "classes", "folds", "versions", "manifest", "selection"})
+JSON_COLUMNS = frozenset({"config", "classes", "folds", "versions", "manifest", "selection", "weights"})
 
 
 def home() -> Path:
@@ -147,7 +151,9 @@ class Store:
             for table in ("folds", "fold_metrics", "predictions", "curves"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ? AND fold = ?", [run_id, fold])
             con.execute(
-                "INSERT INTO folds VALUES (?, ?, 'completed', ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                "INSERT INTO folds (run_id, fold, status, selected_epoch, selection, n_train, n_val, n_test, "
+                "train_seconds, eval_seconds, images_per_second, ended_at) "
+                "VALUES (?, ?, 'completed', ?, ?, ?, ?, ?, ?, ?, ?, now())",
                 [run_id, fold, info["selected_epoch"], json.dumps(info["selection"]), info["n_train"],
                  info["n_val"], info["n_test"], info["train_seconds"], info["eval_seconds"],
                  info["images_per_second"]])
