@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .errors import FerbenchError
+from .weights_cli import weights as weights_group
 
 
 def _echo_err(message: str) -> None:
@@ -214,6 +215,9 @@ def export(db: str | None, out_dir: str, fmt: str) -> None:
 
     for path in Store(db).export(Path(out_dir), fmt):
         click.echo(str(path))
+
+
+cli.add_command(weights_group)
 
 
 def main() -> None:
