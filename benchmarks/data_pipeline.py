@@ -10,7 +10,7 @@ Image/aligned/*_aligned.jpg) under --workdir, then reports, through the real `ra
 - model: training images/s of the preset's model on those batches (a few batches).
 
     python benchmarks/data_pipeline.py --preset tiny
-    python benchmarks/data_pipeline.py --preset paper --device cuda --set model.pretrained=false
+    python benchmarks/data_pipeline.py --preset paper --device cuda --set model.weights=
 """
 from __future__ import annotations
 

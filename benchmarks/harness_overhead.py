@@ -87,7 +87,7 @@ def main() -> None:
         ("train.epochs", args.epochs), ("dataset.samples", args.samples), ("optim.schedule", "constant"),
         ("data.augment.translate", 0.0), ("data.augment.scale", [1.0, 1.0]), ("data.augment.color_jitter", 0.0),
         ("data.augment.rotate_degrees", 0.0), ("data.augment.random_erasing", 0.0), ("optim.name", "adamw"),
-        ("optim.weight_decay", 0.0), ("model.pretrained", False)]
+        ("optim.weight_decay", 0.0)]
     config = build_config(method.presets[args.preset], dataset.options, None, assignments)
     device = select_device(args.device)
     amp = bool(config["train"]["amp"]) and device.type == "cuda"

@@ -232,13 +232,13 @@ def build_config(base: Mapping[str, Any], dataset_options: Mapping[str, Any],
                  assignments: Iterable[tuple[str, Any]] = (),
                  choices: Mapping[str, tuple[Any, ...]] | None = None,
                  losses: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The effective config: ``base`` (see :func:`method_tree`) < dataset options < config file < ``--set``.
+    """The effective config: dataset option defaults < ``base`` (see :func:`method_tree`) < config file < ``--set``.
 
     When the tree has a ``loss`` section with a ``name`` and ``losses`` (name -> LossSpec) are given, the
     section becomes the chosen loss's options, so ``--set loss.name=X`` brings X's own keys.
     """
     tree = deep_merge(ENGINE_DEFAULTS, base)
-    tree["dataset"] = deep_merge(tree.get("dataset", {}), dataset_options)
+    tree["dataset"] = deep_merge(dataset_options, tree.get("dataset", {}))
     file_overrides = file_overrides or {}
     assignments = list(assignments)
     all_choices = {**ENGINE_CHOICES, **(choices or {})}

@@ -7,7 +7,7 @@ reason that was knowable at the start.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,22 @@ class Plan:
     data_root: Path | None
     kind: RunKind = RunKind.TRAIN
     weights: dict[str, ResolvedWeights] = field(default_factory=dict)  # config path -> resolved file
+    #: config path -> fold -> resolved file, for ``run:<id>`` naming no fold of a run that kept several
+    fold_weights: dict[str, dict[int, ResolvedWeights]] = field(default_factory=dict)
+    #: the classes the scored model predicts when they are not the dataset's (evaluating a run's weights
+    #: on another dataset: predictions are mapped onto the dataset's classes by name)
+    model_classes: tuple[str, ...] | None = None
     views: int = 1  # augmented views of each training image (the method's or its loss's, the larger)
+
+    def weights_for_fold(self, fold: int) -> dict[str, ResolvedWeights]:
+        """The resolved weights a fold's method starts from (or, for an evaluation, is scored with)."""
+        chosen = dict(self.weights)
+        for path, per_fold in self.fold_weights.items():
+            if fold not in per_fold:
+                raise UsageError(f"{path}: the referenced run kept weights for folds {sorted(per_fold)}, not for "
+                                 f"fold {fold} of this protocol; name one fold (run:<id>/fold-K) to use it everywhere")
+            chosen[path] = per_fold[fold]
+        return chosen
 
 
 def weights_keys(config: dict[str, Any]) -> dict[str, str]:
@@ -66,8 +81,15 @@ def weights_keys(config: dict[str, Any]) -> dict[str, str]:
             if path.rsplit(".", 1)[-1].endswith("weights") and isinstance(value, str) and value}
 
 
-def plan_run(request: RunRequest, reg: Registry | None = None, resolve_weights: bool = True) -> Plan:
-    """Resolve names and build the effective config; every user mistake raises a one-line UsageError."""
+#: Where an evaluation-only run records the weights it scores (beside the config's own references).
+EVAL_WEIGHTS = "eval.weights"
+
+
+def plan_run(request: RunRequest, reg: Registry | None = None, resolve_weights: bool = True,
+             base_config: dict[str, Any] | None = None) -> Plan:
+    """Resolve names and build the effective config; every user mistake raises a one-line UsageError.
+
+    ``base_config`` replaces the preset's tree (an evaluation reuses the config of the run it scores)."""
     reg = reg or registry()
     method, dataset = reg.method(request.method), reg.dataset(request.dataset)
     _check_kind(method, request.kind)
@@ -83,7 +105,7 @@ def plan_run(request: RunRequest, reg: Registry | None = None, resolve_weights: 
     if missing:
         raise UsageError(f"method {method.name} needs modalities {sorted(missing)} that dataset "
                          f"{dataset.name} does not provide ({', '.join(dataset.modalities)})")
-    config = _config(request, reg, method, dataset, preset)
+    config = _config(request, reg, method, dataset, preset, base_config)
     data_root = resolve_data_root(dataset, request.data_root)
     if request.fold is not None and not 0 <= request.fold < dataset.protocols[protocol].num_folds:
         raise UsageError(f"--fold {request.fold} is out of range: protocol {protocol} has folds "
@@ -92,7 +114,40 @@ def plan_run(request: RunRequest, reg: Registry | None = None, resolve_weights: 
     plan = Plan(method=method, dataset=dataset, protocol=protocol, preset=preset, config=config,
                 data_root=data_root, kind=request.kind, views=max(method.views, loss_views))
     if resolve_weights:
-        plan.weights = resolve_config_weights(config, request.db)
+        plan.weights, plan.fold_weights = resolve_config_weights(weights_keys(config), request.db)
+    return plan
+
+def plan_eval(request: RunRequest, reg: Registry | None = None) -> Plan:
+    """An evaluation-only run: ``request.weights`` scored on the test part of every requested fold.
+
+    For ``run:<id>`` weights the method must be the run's, and the run's config is reused (its dataset
+    options too when the dataset is the same) unless ``--preset`` names another; the model keeps the
+    classes it was trained on and its predictions are mapped onto the dataset's classes by name.
+    """
+    from .store import Store
+    from .weights import source_run
+
+    if not request.weights:
+        raise UsageError("ferbench eval needs --weights REF (e.g. run:<run_id> of a completed run)")
+    source_id = source_run(request.weights)
+    source = None
+    if source_id is not None:
+        store = Store(request.db)
+        rows = store.query("SELECT method, preset, dataset, config, classes FROM runs WHERE run_id = ?",
+                           [source_id]) if store.path.exists() else []
+        if not rows:
+            raise UsageError(f"--weights {request.weights}: no run {source_id} in {store.path}; `ferbench runs` lists them")
+        source = rows[0]
+        if source["method"] != request.method:
+            raise UsageError(f"--weights {request.weights} are weights of method {source['method']}, not {request.method}")
+    base = None
+    if source is not None and request.preset is None:
+        base = dict(source["config"])
+        base["dataset"] = base.get("dataset", {}) if source["dataset"] == request.dataset else {}
+    plan = plan_run(replace(request, preset=request.preset or (source or {}).get("preset")), reg,
+                    resolve_weights=False, base_config=base)
+    plan.weights, plan.fold_weights = resolve_config_weights({EVAL_WEIGHTS: request.weights}, request.db)
+    plan.model_classes = tuple(source["classes"]) if source is not None else None
     return plan
 
 
@@ -106,10 +161,12 @@ def _check_kind(method: MethodSpec, kind: RunKind) -> None:
 
 
 def _config(request: RunRequest, reg: Registry, method: MethodSpec, dataset: DatasetSpec,
-            preset: str) -> dict[str, Any]:
+            preset: str, base: dict[str, Any] | None) -> dict[str, Any]:
     file_overrides = read_config_file(request.config_file) if request.config_file else {}
     choices = {**method.choices, **{f"dataset.{k}": v for k, v in dataset.option_choices.items()}}
-    base = method_tree(method.defaults, method.presets[preset], method.dataset_presets.get(preset, {}).get(dataset.name))
+    if base is None:
+        base = method_tree(method.defaults, method.presets[preset],
+                           method.dataset_presets.get(preset, {}).get(dataset.name))
     config = build_config(base, dataset.options, file_overrides, request.assignments, choices, reg.losses)
     selection_metric = config["train"]["selection_metric"]
     scalar_metrics = sorted(name for name, spec in reg.metrics.items() if spec.kind == "scalar")
@@ -119,15 +176,23 @@ def _config(request: RunRequest, reg: Registry, method: MethodSpec, dataset: Dat
     return config
 
 
-def resolve_config_weights(config: dict[str, Any], db: str | None) -> dict[str, ResolvedWeights]:
-    """Resolve (download or find, then hash) every weights reference of the config."""
-    if not weights_keys(config):
-        return {}
+def resolve_config_weights(references: dict[str, str], db: str | None
+                           ) -> tuple[dict[str, ResolvedWeights], dict[str, dict[int, ResolvedWeights]]]:
+    """Resolve (download or find, then hash) weights references: (single files, per-fold files)."""
+    if not references:
+        return {}, {}
     from .store import Store
-    from .weights import resolve
+    from .weights import resolve, resolve_per_fold
 
     store = Store(db)
-    return {path: resolve(ref, store=store) for path, ref in weights_keys(config).items()}
+    single, per_fold = {}, {}
+    for path, ref in references.items():
+        folds = resolve_per_fold(ref, store)
+        if folds is None:
+            single[path] = resolve(ref, store=store)
+        else:
+            per_fold[path] = folds
+    return single, per_fold
 
 
 def resolve_data_root(dataset: DatasetSpec, given: str | None) -> Path | None:

@@ -24,7 +24,7 @@ from .config import config_hash
 from .data import FERData
 from .errors import UsageError
 from .metrics import aggregate
-from .planning import Plan, RunRequest, plan_run
+from .planning import EVAL_WEIGHTS, Plan, RunRequest, plan_eval, plan_run
 from .plugins import call_hook, registry
 from .protocols import Fold, Manifest, build_manifest
 from .runinfo import RunInfo
@@ -110,7 +110,10 @@ class Runner:
 
     def _pretraining_overlap(self, data: FERData, manifest: Manifest, folds: tuple[int, ...]) -> dict[str, Any]:
         """Refuse (or, when allowed, flag) a fine-tune whose test images a pre-training run learned from."""
-        sources = [w.run_id for w in self.plan.weights.values() if getattr(w, "run_id", None)]
+        from .weights import source_run
+
+        resolved = [*self.plan.weights.values(), *(w for f in self.plan.fold_weights.values() for w in f.values())]
+        sources = sorted({run_id for w in resolved if (run_id := source_run(w.ref))})
         if not sources or not self.store.path.exists():
             return {}
         rows = self.store.query(
@@ -176,11 +179,12 @@ class Runner:
                               test=batches(fold.test), test_labels=data.labels[fold.test],
                               val_labels=data.labels[fold.val] if has_val else None,
                               preview=batches(fold.test[:PREVIEW_IMAGES]) if len(fold.test) else None)
-        data_info = DataInfo(classes=tuple(data.classes), modalities=tuple(part.arrays),
+        data_info = DataInfo(classes=self.plan.model_classes or tuple(data.classes), modalities=tuple(part.arrays),
                              image_size=config["data"]["image_size"],
                              class_counts=foldstats.class_counts(data, fold.train),
                              steps_per_epoch=math.ceil(len(loaders.train) / train_cfg["grad_accum_steps"]),
-                             epochs=train_cfg["epochs"], normalization=stats, weights=dict(self.plan.weights),
+                             epochs=train_cfg["epochs"], normalization=stats,
+                             weights=self.plan.weights_for_fold(part.index),
                              prior=foldstats.label_prior(data, fold.train))
         return loaders, data_info
 
@@ -191,14 +195,16 @@ class Runner:
     def _evaluate_only(self, method: Method, part: FoldData, loaders: Any, device: torch.device) -> FoldResult:
         """Score given weights without training (``ferbench eval``)."""
         from .trainer import FoldResult, cpu_weights, predict_probabilities
-        from .weights import read_state_dict, resolve_fold
+        from .weights import read_state_dict
 
-        resolved = resolve_fold(self.plan.weights["eval"], part.index, Store(self.request.db))
+        resolved = self.plan.weights_for_fold(part.index)[EVAL_WEIGHTS]
         method.import_state_dict(read_state_dict(resolved.path))
         method.to(device)
         started = time.perf_counter()
         outputs: dict[str, list[Any]] = {}
         probabilities = predict_probabilities(method, loaders.test, None, outputs)
+        if self.plan.model_classes is not None:
+            probabilities = map_classes(probabilities, self.plan.model_classes, tuple(part.data.classes))
         return FoldResult(probabilities=probabilities, selected_epoch=-1,
                           selection={"rule": "none", "weights": resolved.ref}, curves=[], train_seconds=0.0,
                           eval_seconds=time.perf_counter() - started, images_per_second=0.0,
@@ -232,18 +238,14 @@ class Runner:
         return metrics
 
     def _keep_weights(self, folder: Path, index: int, result: FoldResult) -> dict[str, str]:
+        """Save the selected weights as safetensors; the path is recorded relative to the artifacts folder."""
         if not self.plan.config["train"]["keep_weights"]:
             return {}
-        from safetensors.torch import save_file
-
-        from .store import sha256_file
+        from .weights import save_state_dict
 
         path = folder / f"fold-{index}.safetensors"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(result.weights, str(tmp), metadata={"run_fold": f"{folder.name}/fold-{index}"})
-        tmp.replace(path)
-        return {"weights_path": str(path), "weights_sha256": sha256_file(path)}
+        sha256 = save_state_dict(result.weights, path)
+        return {"weights_path": str(path.relative_to(self.store.artifacts_dir)), "weights_sha256": sha256}
 
     def _keep_outputs(self, folder: Path, run_id: str, index: int, result: FoldResult, test_ids: list[str]) -> None:
         from PIL import Image
@@ -342,9 +344,23 @@ class Runner:
         call_hook("on_run_end", run=info, status=str(status), summary=summary or {})
 
 
+def map_classes(probabilities: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:
+    """Probabilities over ``model_classes`` mapped onto ``classes`` by name and renormalised (a model
+    trained with contempt scored on a 7-class dataset drops that column); a dataset class the model
+    never learned is an error."""
+    if model_classes == classes:
+        return probabilities
+    missing = [c for c in classes if c not in model_classes]
+    if missing:
+        raise UsageError(f"the weights predict {', '.join(model_classes)}; they cannot score class(es) "
+                         f"{', '.join(missing)} of this dataset")
+    mapped = probabilities[:, [model_classes.index(c) for c in classes]]
+    return mapped / np.maximum(mapped.sum(axis=1, keepdims=True), 1e-12)
+
+
 def run(request: RunRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Plan, then execute a run; the entry point used by the CLI and by tests."""
-    plan = plan_run(request)
+    plan = plan_eval(request) if request.kind is RunKind.EVAL else plan_run(request)
     store = Store(request.db)
     started = time.perf_counter()
     summary = Runner(plan, request, store, echo).execute()

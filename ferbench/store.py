@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -19,6 +18,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .errors import FerbenchError
+from .statedict import file_sha256
 
 DB_ENV = "FERBENCH_DB"
 HOME_ENV = "FERBENCH_HOME"
@@ -213,12 +213,14 @@ class Store:
                             [(run_id, fold, name, value) for name, value in metrics.items()])
 
     def save_artifact(self, run_id: str, fold: int, kind: str, name: str, path: Path) -> None:
-        """Record a file a fold produced (an image grid, per-sample outputs) with its hash and size."""
+        """Record a file a fold produced (an image grid, per-sample outputs) with its hash and size; a file
+        in the artifacts folder is recorded relative to it, so the database and its folder can move together."""
         with self.connect() as con:
             con.execute("DELETE FROM artifacts WHERE run_id = ? AND fold = ? AND kind = ? AND name = ?",
                         [run_id, fold, kind, name])
+            stored = path.relative_to(self.artifacts_dir) if path.is_relative_to(self.artifacts_dir) else path
             con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, fold, kind, name, str(path), sha256_file(path), path.stat().st_size])
+                        [run_id, fold, kind, name, str(stored), file_sha256(path), path.stat().st_size])
 
     def save_pretrain_images(self, run_id: str, dataset: str, sample_ids: Sequence[str]) -> None:
         """Record which images a pre-training run learned from (once per run)."""
@@ -258,15 +260,6 @@ class Store:
                 con.execute(f"COPY {table} TO '{escaped}' {option}")
                 written.append(target)
         return written
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sql_value(value: Any) -> Any:

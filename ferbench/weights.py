@@ -196,6 +196,38 @@ def _kept_fold(ref: WeightsRef, store: Store | None) -> tuple[int, Path, str | N
     return row["fold"], path, row["weights_sha256"]
 
 
+def kept_folds(run_id: str, store: Store | None = None) -> list[int]:
+    """The folds of ``run_id`` that kept weights."""
+    from .store import Store
+
+    store = store or Store()
+    if not store.path.exists():
+        return []
+    return [row["fold"] for row in store.query("SELECT fold FROM folds WHERE run_id = ? AND status = 'completed' "
+                                               "AND weights_path IS NOT NULL ORDER BY fold", [run_id])]
+
+
+def resolve_per_fold(ref: str, store: Store | None = None) -> dict[int, ResolvedWeights] | None:
+    """For ``run:<id>`` naming no fold of a run that kept several: each fold's weights, by fold (a
+    fine-tune or an evaluation then uses fold k's weights on its own fold k). None for any other reference."""
+    parsed = parse_ref(ref)
+    if parsed.kind != "run" or parsed.fold is not None:
+        return None
+    folds = kept_folds(parsed.run_id or "", store)
+    if len(folds) < 2:
+        return None
+    if parsed.sha256:
+        raise UsageError(f"weights reference {ref!r} pins a hash but names no fold of a run that kept {len(folds)}: "
+                         f"name the fold, e.g. run:{parsed.run_id}/fold-{folds[0]}#sha256=...")
+    return {fold: resolve(f"run:{parsed.run_id}/fold-{fold}", store=store) for fold in folds}
+
+
+def source_run(ref: str) -> str | None:
+    """The run a ``run:`` reference names (None for other references)."""
+    parsed = parse_ref(ref)
+    return parsed.run_id if parsed.kind == "run" else None
+
+
 def kept_path(store: Store, stored: str) -> Path:
     """A fold's kept weights file: the recorded path, relative to the database's artifacts folder unless absolute."""
     path = Path(stored).expanduser()

@@ -28,6 +28,22 @@ def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(os.environ)
 
 
+#: The test-only third-party plugin (a pre-trainer, a classifier, a loss), see tests/toyplugin/.
+TOY_PLUGIN_DIR = Path(__file__).parent / "toyplugin"
+
+
+@pytest.fixture
+def toy_env(fb_env: dict[str, str]) -> dict[str, str]:
+    """``fb_env`` with the toy plugin loaded (``FERBENCH_PLUGINS``)."""
+    path = os.pathsep.join(filter(None, [str(TOY_PLUGIN_DIR), fb_env.get("PYTHONPATH", "")]))
+    return {**fb_env, "PYTHONPATH": path, "FERBENCH_PLUGINS": "toy_plugin"}
+
+
+def run_id_of(result: subprocess.CompletedProcess[str]) -> str:
+    """The run id a ``ferbench run/pretrain/eval --json`` printed."""
+    return json.loads(result.stdout)["run_id"]
+
+
 def ferbench(*args: str, env: dict[str, str] | None = None, check: bool = True,
              timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ferbench ARGS`` in a subprocess, as a user would."""

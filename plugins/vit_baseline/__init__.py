@@ -18,8 +18,9 @@ from ferbench.config import OPTIM_CHOICES
 from ferbench.specs import MethodSpec
 
 PAPER = {
-    "model": {"arch": "vit_base_patch16_224.augreg_in1k", "pretrained": True, "patch_size": 16, "embed_dim": 768,
-              "depth": 12, "num_heads": 12, "mlp_ratio": 4.0, "drop_path_rate": 0.1, "global_pool": "token"},
+    "model": {"arch": "vit_base_patch16_224", "weights": "timm:vit_base_patch16_224.augreg_in21k_ft_in1k",
+              "patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12, "mlp_ratio": 4.0,
+              "drop_path_rate": 0.1, "global_pool": "token"},
     "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "plateau", "plateau_patience": 30},
     "train": {"epochs": 100, "batch_size": 32},
     "data": {"image_size": 224,
@@ -28,16 +29,18 @@ PAPER = {
 }
 
 TINY = {
-    "model": {"arch": "vit_tiny_patch16_224", "pretrained": False, "patch_size": 8, "embed_dim": 96,
-              "depth": 4, "num_heads": 3, "mlp_ratio": 2.0, "drop_path_rate": 0.0, "global_pool": "avg"},
+    "model": {"arch": "vit_tiny_patch16_224", "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3,
+              "mlp_ratio": 2.0, "drop_path_rate": 0.0, "global_pool": "avg"},
     "optim": {"warmup_epochs": 1.0, "min_lr": 1e-5},
     "train": {"epochs": 20, "batch_size": 64},
     "data": {"image_size": 48, "augment": {"hflip": 0.5}},
 }
 
 
-#: Merged under both presets: the loss is selectable (``--set loss.name=...``), cross-entropy by default.
-DEFAULTS = {"loss": {"name": "ce"}}
+#: Merged under both presets: random initialisation unless ``model.weights`` names weights (a timm tag,
+#: a Hub file, a local file or ``run:<id>``, loaded through ``model.weights_adapter``); the loss is
+#: selectable (``--set loss.name=...``), cross-entropy by default.
+DEFAULTS = {"model": {"weights": "", "weights_adapter": "timm"}, "loss": {"name": "ce"}}
 
 
 @hookimpl
@@ -49,5 +52,6 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         defaults=DEFAULTS,
         description="timm ViT + linear head (supervised ImageNet ViT-B/16 in the paper preset)",
         paper="Li et al., PF-ViT (IEEE TCSS 2024), ViT baselines",
-        choices={**OPTIM_CHOICES, "model.global_pool": ("token", "avg")},
+        choices={**OPTIM_CHOICES, "model.global_pool": ("token", "avg"),
+                 "model.weights_adapter": ("timm", "mae-encoder", "exact")},
     ))

@@ -7,7 +7,7 @@ import torch
 
 from ferbench.classifier import ClassifierMethod
 from ferbench.method import DataInfo
-from ferbench_plugins.common.backbones import create_vit
+from ferbench_plugins.common.backbones import create_backbone, vit_kwargs
 
 
 class ViTClassifier(ClassifierMethod):
@@ -16,7 +16,9 @@ class ViTClassifier(ClassifierMethod):
 
     def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
         super().__init__(config, info)
-        self.backbone = create_vit(config["model"], info.image_size, info.num_classes)
+        model = config["model"]
+        self.backbone = create_backbone(model["arch"], info.num_classes, weights=info.weights.get("model.weights"),
+                                        adapter=model["weights_adapter"], img_size=info.image_size, **vit_kwargs(model))
 
     def features(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.backbone.forward_head(self.backbone.forward_features(inputs["rgb"]), pre_logits=True)
