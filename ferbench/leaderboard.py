@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from . import __version__
 from .config import flatten
 from .metrics import confusion_matrix, mean_std, per_class_recall
+from .settings import RunKind
 from .store import Store
 
 #: Metrics stored as fractions and shown in percent; the ranking shows these, sorted by the first.
@@ -55,6 +57,7 @@ class RunView:
     folds: dict[int, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -71,6 +74,20 @@ class RunView:
 
     def values(self, metric: str) -> list[float]:
         return [m[metric] for _, m in sorted(self.metrics.items()) if metric in m]
+
+    @property
+    def kind(self) -> str:
+        return str(self.row.get("kind") or RunKind.TRAIN)
+
+    @property
+    def flags(self) -> list[tuple[str, str]]:
+        """(css class, text) badges for what makes this run's scores less comparable."""
+        flags = [("warn", "selected on test")] if self.test_selected else []
+        if self.kind == RunKind.EVAL:
+            flags.append(("note", "evaluation only"))
+        if (self.row.get("flags") or {}).get("test_images_in_pretraining"):
+            flags.append(("warn", "pre-training saw test images"))
+        return flags
 
 
 @dataclass
@@ -108,7 +125,7 @@ class Entry:
     @property
     def flags(self) -> list[tuple[str, str]]:
         """(css class, text) badges for anything that makes the entry less comparable."""
-        flags = [("warn", "selected on test")] if self.test_selected else []
+        flags = sorted({flag for run in self.runs for flag in run.flags})
         if self.expected_folds and any(len(run.metrics) < self.expected_folds for run in self.runs):
             flags.append(("note", f"partial folds (protocol has {self.expected_folds})"))
         if len({run.row.get("manifest_hash") for run in self.runs}) > 1:
@@ -205,6 +222,9 @@ def _load_runs(store: Store) -> tuple[list[RunView], dict[str, int]]:
         if row["run_id"] in runs:
             runs[row["run_id"]].curves.setdefault(row["name"], {}).setdefault(row["fold"], []).append(
                 (row["epoch"], row["value"]))
+    for row in store.query("SELECT * FROM artifacts ORDER BY run_id, fold, kind, name"):
+        if row["run_id"] in runs:
+            runs[row["run_id"]].artifacts.append(row)
     fold_counts = {row["manifest_hash"]: row["n"] for row in store.query(
         "SELECT manifest_hash, json_array_length(manifest, '$.folds') AS n FROM manifests")}
     return list(runs.values()), fold_counts
@@ -313,7 +333,23 @@ def _config_rows(config: Any) -> list[tuple[str, str]] | None:
     return [(key, json.dumps(value)) for key, value in sorted(flatten(config).items())]
 
 
-def _run_context(store: Store, run: RunView, board: Board) -> dict[str, Any]:
+def _copy_images(store: Store, run: RunView, out_dir: Path) -> list[dict[str, Any]]:
+    """Copy the run's image artifacts into the site; (fold, name, path relative to the run page)."""
+    images = []
+    for artifact in run.artifacts:
+        source = Path(artifact["path"])
+        source = source if source.is_absolute() else store.artifacts_dir / source
+        if artifact["kind"] != "image" or not source.is_file():
+            continue
+        target = out_dir / "runs" / "files" / safe_name(run.run_id) / f"fold-{artifact['fold']}-{safe_name(artifact['name'])}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        images.append({"fold": artifact["fold"], "name": artifact["name"],
+                       "src": str(target.relative_to(out_dir / "runs")), "sha256": artifact["sha256"]})
+    return images
+
+
+def _run_context(store: Store, run: RunView, board: Board | None, out_dir: Path) -> dict[str, Any]:
     selected = {fold: info.get("selected_epoch") for fold, info in run.folds.items()}
     names = _metric_names([run])
     return {
@@ -321,6 +357,7 @@ def _run_context(store: Store, run: RunView, board: Board) -> dict[str, Any]:
         "metric_stats": {name: mean_std(run.values(name)) for name in names},
         "config_rows": _config_rows(run.row.get("config")),
         "tables": _class_tables(store, run),
+        "images": _copy_images(store, run, out_dir),
         "charts": [_chart(name, series, selected) for name, series in sorted(run.curves.items())],
         "fold_colours": [(fold, FOLD_COLOURS[i % len(FOLD_COLOURS)])
                          for i, fold in enumerate(sorted({f for s in run.curves.values() for f in s}))],
@@ -349,7 +386,8 @@ def render_leaderboard(store: Store, out_dir: Path, paper_results: PaperResults 
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     env = _environment()
     runs, fold_counts = _load_runs(store) if store.path.exists() else ([], {})
-    boards = _boards(runs, fold_counts, paper_results or {})
+    pretraining = [run for run in runs if run.kind == RunKind.PRETRAIN]
+    boards = _boards([run for run in runs if run.kind != RunKind.PRETRAIN], fold_counts, paper_results or {})
     common = {"version": __version__, "db_path": str(store.path), "generated": when(datetime.now().replace(microsecond=0)),
               "show_paper": bool(paper_results)}
 
@@ -358,10 +396,14 @@ def render_leaderboard(store: Store, out_dir: Path, paper_results: PaperResults 
         (out_dir / target).write_text(html, encoding="utf-8")
 
     (out_dir / "style.css").write_text(env.get_template("style.css").render(), encoding="utf-8")
-    methods = sorted({str(run.row.get("method")) for run in runs})
-    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs))
+    methods = sorted({str(run.row.get("method")) for board in boards for run in board.runs})
+    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs),
+          n_pretraining=len(pretraining))
+    write("pretraining.html", "pretraining.html", "", runs=pretraining)
     for board in boards:
         write("dataset.html", board.page, "", board=board)
         for run in board.runs:
-            write("run.html", run.page, "../", **_run_context(store, run, board))
+            write("run.html", run.page, "../", **_run_context(store, run, board, out_dir))
+    for run in pretraining:
+        write("run.html", run.page, "../", **_run_context(store, run, None, out_dir))
     return out_dir / "index.html"

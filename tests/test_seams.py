@@ -113,3 +113,16 @@ def test_views_are_independent_draws_that_replay_for_the_same_epoch() -> None:
     evaluation = ArrayBatches({"rgb": images}, np.zeros(12, dtype=np.int64), np.arange(12), 12, torch.device("cpu"),
                               norm, augment_cfg=augment, views=2)
     assert len(next(iter(evaluation.epoch())).views) == 1
+
+
+def test_image_outputs_reach_the_run_page_and_pretraining_is_listed_apart(toy_env: dict[str, str], tmp_path: Path) -> None:
+    pre = pretrain(toy_env)
+    site = tmp_path / "site"
+    ferbench("leaderboard", "--out", str(site), env=toy_env)
+    listing = (site / "pretraining.html").read_text()
+    assert pre["run_id"] in listing and "toy-pretrainer" in listing
+    assert pre["run_id"] not in (site / "index.html").read_text().split("pre-training run")[0]
+    page = next((site / "runs").glob(f"{pre['run_id']}*.html")).read_text()
+    (src,) = [part.split('"')[0] for part in page.split('<img src="')[1:]]
+    image = site / "runs" / src
+    assert image.is_file() and image.read_bytes().startswith(b"\x89PNG")
