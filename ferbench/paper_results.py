@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .datafiles import read_yaml
 from .errors import UsageError
 from .metrics import PERCENT_METRICS
 
@@ -70,18 +71,8 @@ class PaperResult:
 def load_paper_results(path: Path | None = None) -> list[PaperResult]:
     """The rows of ``path`` (default: the table shipped with ferbench), validated; a malformed file
     raises a one-line UsageError naming the file, the row and the problem."""
-    import yaml
-
     source = Path(path) if path else SHIPPED
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read published results {str(source)!r}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"published results {str(source)!r} are not valid YAML{where}") from None
-    return parse_paper_results(data, str(source))
+    return parse_paper_results(read_yaml(source, "published results"), str(source))
 
 
 def parse_paper_results(data: Any, where: str = "published results") -> list[PaperResult]:
