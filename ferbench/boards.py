@@ -126,8 +126,6 @@ class Entry:
             flags.append(("warn", "setting differs from the paper: " + "; ".join(self.paper_differences)))
         if self.expected_folds and any(len(run.metrics) < self.expected_folds for run in self.runs):
             flags.append(("note", f"partial folds (protocol has {self.expected_folds})"))
-        if len({run.row.get("manifest_hash") for run in self.runs}) > 1:
-            flags.append(("note", "mixed split manifests"))
         if len(self.runs) > len(self.seeds):
             flags.append(("note", f"{len(self.runs)} runs for {len(self.seeds)} seeds"))
         return flags
