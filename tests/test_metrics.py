@@ -51,7 +51,7 @@ def test_macro_f1_matches_sklearn_on_small_folds() -> None:
     where scikit-learn's default would count it as 0."""
     rng = np.random.default_rng(0)
     k, agreed, differed = 6, 0, 0
-    for _ in range(300):
+    for _ in range(120):
         n = int(rng.integers(3, 12))
         y, p = rng.integers(0, k, n), np.where(rng.random(n) < 0.5, rng.integers(0, k, n), 0)
         p = np.where(rng.random(n) < 0.3, y, p)
@@ -63,7 +63,7 @@ def test_macro_f1_matches_sklearn_on_small_folds() -> None:
         else:
             assert ours > _sklearn_macro_f1(y, p, k) or ours == _sklearn_macro_f1(y, p, k) == 0
             differed += 1
-    assert agreed > 20 and differed > 20
+    assert agreed > 10 and differed > 10
 
 
 def test_seed_fold_stats_keep_seed_and_fold_spread_apart() -> None:
