@@ -47,7 +47,10 @@ ENGINE_DEFAULTS: dict[str, Any] = {
             "scale": [1.0, 1.0],
             "translate": 0.0,
             "color_jitter": 0.0,
+            "hue": 0.0,  # hue shift drawn from [-x, x] turns of the colour circle (at most 0.5)
+            "jitter_affine_probability": 1.0,  # per sample: jitter + rotate/scale/translate together, or neither
             "random_erasing": 0.0,
+            "erasing_area": [0.02, 0.33],  # the erased rectangle's area, as fractions of the image
         },
     },
 }
