@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from .config import flatten
 from .metrics import PERCENT_METRICS, seed_fold_stats
 from .paper_results import PaperResult
-from .settings import RunKind
+from .settings import RunKind, Selection, Status
 
 #: option -> value -> words, per dataset (``DatasetSpec.option_labels``), for board titles.
 OptionLabels = Mapping[str, Mapping[str, Mapping[Any, str]]]
@@ -63,7 +63,7 @@ class RunView:
 
     @property
     def test_selected(self) -> bool:
-        return bool(self.row.get("selected_on_test")) or self.row.get("selection_rule") == "test"
+        return bool(self.row.get("selected_on_test")) or self.row.get("selection_rule") == Selection.TEST
 
     def values(self, metric: str) -> list[float]:
         return [m[metric] for _, m in sorted(self.metrics.items()) if metric in m]
@@ -179,7 +179,7 @@ class Board:
 
     @property
     def unfinished(self) -> list[RunView]:
-        return [run for run in self.runs if run.row.get("status") != "completed"]
+        return [run for run in self.runs if run.row.get("status") != Status.COMPLETED]
 
     @property
     def n_completed(self) -> int:
@@ -190,7 +190,7 @@ class Board:
         ranked = [(rank, e) for rank, e in enumerate(self.entries, 1) if e.method == method]
         runs = [run for run in self.runs if run.row.get("method") == method]
         return {"rank": ranked[0][0] if ranked else None, "best": ranked[0][1] if ranked else None,
-                "n_runs": len(runs), "n_completed": sum(run.row.get("status") == "completed" for run in runs)}
+                "n_runs": len(runs), "n_completed": sum(run.row.get("status") == Status.COMPLETED for run in runs)}
 
 
 def _ranking_key(entry: Entry) -> tuple[float, str]:
@@ -247,7 +247,7 @@ def build_boards(runs: list[RunView], fold_counts: Mapping[str, int], papers: li
         expected = fold_counts.get(manifest_hash) or None
         groups: dict[tuple[str, str, str], list[RunView]] = defaultdict(list)
         for run in members:
-            if run.row.get("status") == "completed":
+            if run.row.get("status") == Status.COMPLETED:
                 groups[tuple(str(run.row.get(k)) for k in ("method", "preset", "config_hash"))].append(run)
         entries = [Entry(method, preset, config_hash, group, expected)
                    for (method, preset, config_hash), group in groups.items()]

@@ -119,6 +119,7 @@ def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool)
         if value:
             where.append(f"r.{column} = ?")
             params.append(value)
+    from .settings import Selection
     rows = Store(db).query(
         "SELECT r.run_id, r.method, r.dataset, r.protocol, r.preset, r.seed, r.status, r.selection_rule, "
         "r.started_at, count(DISTINCT m.fold) AS folds_done, "
@@ -138,7 +139,7 @@ def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool)
     for r in rows:
         acc = "" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}"
         mca = "" if r["mean_class_accuracy"] is None else f"{100 * r['mean_class_accuracy']:.2f}"
-        flag = "*" if r["selection_rule"] == "test" else ""
+        flag = "*" if r["selection_rule"] == Selection.TEST else ""
         click.echo(f"{r['run_id']:<23} {r['method']:<14} {r['dataset'] + '/' + r['protocol']:<24} "
                    f"{r['preset']:<7} {r['seed']:>4} {r['status']:<11} {r['folds_done']:>5} {acc:>6}{flag} {mca:>6}")
 

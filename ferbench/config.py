@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .errors import UsageError
+from .settings import Selection
 
 #: Engine settings every method inherits; a preset overrides what it needs.
 ENGINE_DEFAULTS: dict[str, Any] = {
@@ -26,7 +27,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "grad_accum_steps": 1,
         "grad_clip": 0.0,  # max global grad norm; 0 disables clipping
         "amp": True,  # mixed precision, used on CUDA only
-        "selection": "final",  # final | val | test: which epoch's weights are scored
+        "selection": Selection.FINAL.value,  # final | val | test: which epoch's weights are scored
         "selection_metric": "mean_class_accuracy",
         "val_fraction": 0.1,  # carved from the training fold when selection == val
         "balanced_sampling": False,  # inverse class-frequency sampling of training batches
@@ -56,7 +57,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 }
 
 ENGINE_CHOICES: dict[str, tuple[Any, ...]] = {
-    "train.selection": ("final", "val", "test"),
+    "train.selection": tuple(str(rule) for rule in Selection),
 }
 
 #: The ``optim`` section every method inherits (read by :mod:`ferbench.optim`); presets state only

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FerbenchError
+from .settings import Status
 from .modelcard import CardFold, CardInfo, render_model_card
 from .store import Store
 from .weights import resolve
@@ -59,7 +60,7 @@ def _completed_run(store: Store, run_id: str) -> tuple[dict[str, Any], list[dict
     runs = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
     if not runs:
         raise FerbenchError(f"no run {run_id} in {store.path}; `ferbench runs` lists the runs")
-    if runs[0]["status"] != "completed":
+    if runs[0]["status"] != Status.COMPLETED:
         raise FerbenchError(f"run {run_id} is {runs[0]['status']}, not completed; only completed runs can be pushed")
     folds = store.query("SELECT fold, selected_epoch FROM folds WHERE run_id = ? AND status = 'completed' "
                         "AND weights_path IS NOT NULL ORDER BY fold", [run_id])

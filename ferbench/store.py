@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .errors import FerbenchError
+from .settings import Status
 from .statedict import file_sha256
 
 DB_ENV = "FERBENCH_DB"
@@ -191,7 +192,7 @@ class Store:
         with self.connect() as con:
             for table in ("folds", "fold_metrics", "predictions", "curves"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ? AND fold = ?", [run_id, fold])
-            row = {"run_id": run_id, "fold": fold, "status": "completed", **info}
+            row = {"run_id": run_id, "fold": fold, "status": Status.COMPLETED.value, **info}
             row["selection"] = json.dumps(row["selection"])
             con.execute(f"INSERT INTO folds ({', '.join(row)}, ended_at) VALUES ({', '.join('?' * len(row))}, now())",
                         list(row.values()))
