@@ -26,3 +26,20 @@ def create_vit(cfg: Mapping[str, Any], image_size: int, num_classes: int) -> nn.
     except OSError as exc:
         raise FerbenchError(f"cannot fetch pretrained weights for {cfg['arch']} ({exc.__class__.__name__}); "
                             "pre-fill the Hugging Face cache or set model.pretrained=false") from None
+
+
+def create_backbone(arch: str, num_classes: int, *, weights: Any = None, in_chans: int = 3,
+                    **timm_kwargs: Any) -> nn.Module:
+    """Any timm architecture with ``num_classes`` outputs (0: none), from random weights or from ``weights``
+    (a resolved weights reference, see ``ferbench.weights``) loaded through the ``timm`` adapter."""
+    import timm
+
+    try:
+        model = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **timm_kwargs)
+    except (RuntimeError, TypeError) as exc:
+        raise FerbenchError(f"cannot build timm model {arch!r}: {exc}".splitlines()[0]) from None
+    if weights is not None:
+        from ferbench.weights import load_weights
+
+        load_weights(model, weights, "timm")
+    return model
