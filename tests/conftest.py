@@ -18,6 +18,16 @@ TINY_RUN = ["--preset", "tiny", "--set", "data.image_size=16", "--set", "model.p
             "--set", "model.depth=2", "--set", "train.epochs=2"]
 
 
+def step_context(slots: dict[str, Any], accum: int = 1, clip: float = 0.0) -> Any:
+    """A CPU :class:`ferbench.method.StepContext` without mixed precision, as the engine builds it."""
+    import torch
+
+    from ferbench.method import StepContext
+
+    return StepContext(slots=slots, scaler=torch.amp.GradScaler("cpu", enabled=False), device=torch.device("cpu"),
+                       amp_dtype=None, grad_clip=clip, accum_steps=accum)
+
+
 @pytest.fixture
 def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment for a ferbench process with its own home and database under ``tmp_path``."""

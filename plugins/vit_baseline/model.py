@@ -19,6 +19,7 @@ class ViTClassifier(ClassifierMethod):
         model = config["model"]
         self.backbone = create_backbone(model["arch"], info.num_classes, weights=info.weights.get("model.weights"),
                                         adapter=model["weights_adapter"], img_size=info.image_size, **vit_kwargs(model))
+        self.loss.set_feature_dim(self.backbone.num_features)
 
     def features(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.backbone.forward_head(self.backbone.forward_features(inputs["rgb"]), pre_logits=True)
