@@ -7,7 +7,8 @@ import torch
 
 from ferbench.classifier import ClassifierMethod
 from ferbench.method import DataInfo
-from ferbench_plugins.common.backbones import create_vit
+from ferbench_plugins.common.backbones import create_vit, pooled_features
+from ferbench_plugins.common.heads import bind_loss
 
 
 class ViTClassifier(ClassifierMethod):
@@ -17,9 +18,10 @@ class ViTClassifier(ClassifierMethod):
     def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
         super().__init__(config, info)
         self.backbone = create_vit(config["model"], info.image_size, info.num_classes)
+        bind_loss(self.loss, self.backbone.num_features)
 
     def features(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.backbone.forward_head(self.backbone.forward_features(inputs["rgb"]), pre_logits=True)
+        return pooled_features(self.backbone, inputs["rgb"])
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         return self.backbone.head(features)
