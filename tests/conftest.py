@@ -28,6 +28,22 @@ def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(os.environ)
 
 
+#: The test-only third-party plugin (a pre-trainer, a classifier, a loss), see tests/toyplugin/.
+TOY_PLUGIN_DIR = Path(__file__).parent / "toyplugin"
+
+
+@pytest.fixture
+def toy_env(fb_env: dict[str, str]) -> dict[str, str]:
+    """``fb_env`` with the toy plugin loaded (``FERBENCH_PLUGINS``)."""
+    path = os.pathsep.join(filter(None, [str(TOY_PLUGIN_DIR), fb_env.get("PYTHONPATH", "")]))
+    return {**fb_env, "PYTHONPATH": path, "FERBENCH_PLUGINS": "toy_plugin"}
+
+
+def run_id_of(result: subprocess.CompletedProcess[str]) -> str:
+    """The run id a ``ferbench run/pretrain/eval --json`` printed."""
+    return json.loads(result.stdout)["run_id"]
+
+
 def ferbench(*args: str, env: dict[str, str] | None = None, check: bool = True,
              timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ferbench ARGS`` in a subprocess, as a user would."""
@@ -57,11 +73,13 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 
 def planned_config(method: str, preset: str = "tiny", dataset: str = "synthfer", **assignments: Any) -> dict[str, Any]:
     """The effective config of ``method``/``preset`` on ``dataset`` with ``--set KEY=VALUE`` assignments
-    (dotted keys given with ``__`` for ``.``), validated exactly as ``ferbench run`` validates it."""
-    from ferbench.runner import RunRequest, plan_run
+    (dotted keys given with ``__`` for ``.``), validated exactly as ``ferbench run`` validates it; weights
+    references are left unresolved (nothing downloads)."""
+    from ferbench.planning import RunRequest, plan_run
 
     pairs = [(key.replace("__", "."), value) for key, value in assignments.items()]
-    return plan_run(RunRequest(method=method, dataset=dataset, preset=preset, assignments=pairs)).config
+    request = RunRequest(method=method, dataset=dataset, preset=preset, assignments=pairs)
+    return plan_run(request, resolve_weights=False).config
 
 
 def data_info(num_classes: int = 3, image_size: int = 16, prior: Any = None, **fields: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Backbone construction shared by the built-in methods."""
+"""Backbone construction shared by the built-in methods: any timm architecture, with weights by reference."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
@@ -9,72 +9,57 @@ from torch import nn
 from ferbench.errors import FerbenchError
 
 if TYPE_CHECKING:
-    from ferbench.method import DataInfo
-    from ferbench.weights import ResolvedWeights
+    from ferbench.weights import LoadReport, ResolvedWeights
 
-#: ``model`` keys that resize a timm ViT-like architecture; 0 keeps the size that ``arch`` names.
+#: Where a ferbench classifier keeps its timm network: a kept run's weights under this prefix load into a
+#: new backbone (e.g. to start a fine-tune on another dataset from a finished run).
+BACKBONE_PREFIX = "backbone."
+
+#: ``model`` keys that resize a timm ViT; see :func:`size_overrides`.
 SIZE_KEYS = ("patch_size", "embed_dim", "depth", "num_heads")
 
 
-def create_vit(cfg: Mapping[str, Any], image_size: int, num_classes: int) -> nn.Module:
-    """A timm ViT sized by the ``model`` config section, at ``image_size``, with ``num_classes`` outputs.
+def create_backbone(arch: str, num_classes: int, *, weights: ResolvedWeights | None = None, adapter: str = "timm",
+                    in_chans: int = 3, min_fraction: float = 0.9, **timm_kwargs: Any) -> nn.Module:
+    """A timm model ``arch`` (ViT, Swin, EfficientNet, ResNet, ...) with ``num_classes`` outputs (0: none),
+    ``in_chans`` input channels, initialised from ``weights`` through ``adapter`` when given.
 
-    With ``pretrained: true`` the architecture must keep timm's sizes for ``arch`` (the weights come
-    from the Hugging Face Hub through timm, or from its local cache when offline).
+    timm never downloads here: weights are resolved (and recorded) by the runner before the run starts.
     """
-    import timm
-
-    kwargs = dict(img_size=image_size, num_classes=num_classes, patch_size=cfg["patch_size"],
-                  embed_dim=cfg["embed_dim"], depth=cfg["depth"], num_heads=cfg["num_heads"],
-                  mlp_ratio=cfg["mlp_ratio"], drop_path_rate=cfg["drop_path_rate"], global_pool=cfg["global_pool"])
-    try:
-        return timm.create_model(cfg["arch"], pretrained=cfg["pretrained"], **kwargs)
-    except RuntimeError as exc:
-        raise FerbenchError(f"cannot build {cfg['arch']}: {exc}".splitlines()[0]) from None
-    except OSError as exc:
-        raise FerbenchError(f"cannot fetch pretrained weights for {cfg['arch']} ({exc.__class__.__name__}); "
-                            "pre-fill the Hugging Face cache or set model.pretrained=false") from None
-
-
-def size_overrides(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The architecture sizes a ``model`` section changes (:data:`SIZE_KEYS` set to a non-zero value)."""
-    return {key: cfg[key] for key in SIZE_KEYS if cfg.get(key)}
-
-
-def create_backbone(arch: str, num_classes: int, *, weights: ResolvedWeights | None = None, in_chans: int = 3,
-                    adapter: str = "timm", **timm_kwargs: Any) -> nn.Module:
-    """Any timm architecture (``arch`` may carry a pretrained tag, e.g. ``vit_base_patch16_224.mae``) with
-    ``num_classes`` outputs (0: no classifier, the model returns pooled features), random init, then
-    ``weights`` loaded through the weights ``adapter`` (``timm``, ``mae-encoder``, ...), which reports
-    missing and unexpected tensors by name and refuses weights that barely match."""
     import timm
 
     try:
         model = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **timm_kwargs)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise FerbenchError(f"cannot build timm model {arch!r}: {exc}".splitlines()[0]) from None
+        raise FerbenchError(f"cannot build timm model {arch!r}: {str(exc).splitlines()[0]}") from None
     if weights is not None:
-        load_pretrained(model, weights, adapter)
+        load_backbone_weights(model, weights, adapter, min_fraction)
     return model
 
 
-def load_pretrained(module: nn.Module, weights: ResolvedWeights, adapter: str) -> None:
-    """Load resolved ``weights`` into ``module`` through the weights ``adapter`` (see ``ferbench.weights``)."""
-    from ferbench.weights import load_weights  # the weights seam, imported only when weights are given
+def load_backbone_weights(model: nn.Module, weights: ResolvedWeights, adapter: str, min_fraction: float) -> LoadReport:
+    """Load ``weights`` into ``model``; a kept ferbench classifier's ``backbone.`` tensors are taken as the
+    backbone's own."""
+    from ferbench.weights import load_weights, read_state_dict
 
-    load_weights(module, weights, adapter=adapter)
+    state = read_state_dict(weights.path)
+    prefix = BACKBONE_PREFIX if any(k.startswith(BACKBONE_PREFIX) for k in state) else ""
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return load_weights(model, state, adapter=adapter, min_fraction=min_fraction)
 
 
-def configured_weights(info: DataInfo, cfg: Mapping[str, Any], key: str) -> ResolvedWeights | None:
-    """The resolved weights of ``model.<key>`` (None for ``""``, random init); a clear error when the run
-    did not resolve a reference the config names."""
-    if not cfg.get(key):
-        return None
-    resolved = info.weights.get(f"model.{key}")
-    if resolved is None:
-        raise FerbenchError(f"model.{key}={cfg[key]!r} was not resolved before the run (the runner resolves weights "
-                            f"references into DataInfo.weights); set model.{key}='' for random initialisation")
-    return resolved
+def vit_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """timm VisionTransformer sizes from a ``model`` config section."""
+    return dict(patch_size=cfg["patch_size"], embed_dim=cfg["embed_dim"], depth=cfg["depth"],
+                num_heads=cfg["num_heads"], mlp_ratio=cfg["mlp_ratio"], drop_path_rate=cfg["drop_path_rate"],
+                global_pool=cfg["global_pool"])
+
+
+def size_overrides(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ViT sizes a ``model`` section changes (:data:`SIZE_KEYS` set to a non-zero value; 0 keeps the
+    size that ``arch`` names), for methods whose paper presets take an architecture's own sizes."""
+    return {key: cfg[key] for key in SIZE_KEYS if cfg.get(key)}
 
 
 def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

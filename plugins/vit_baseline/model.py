@@ -7,7 +7,7 @@ import torch
 
 from ferbench.classifier import ClassifierMethod
 from ferbench.method import DataInfo
-from ferbench_plugins.common.backbones import create_vit, pooled_features
+from ferbench_plugins.common.backbones import create_backbone, pooled_features, vit_kwargs
 from ferbench_plugins.common.heads import bind_loss
 
 
@@ -17,7 +17,9 @@ class ViTClassifier(ClassifierMethod):
 
     def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
         super().__init__(config, info)
-        self.backbone = create_vit(config["model"], info.image_size, info.num_classes)
+        model = config["model"]
+        self.backbone = create_backbone(model["arch"], info.num_classes, weights=info.weights.get("model.weights"),
+                                        adapter=model["weights_adapter"], img_size=info.image_size, **vit_kwargs(model))
         bind_loss(self.loss, self.backbone.num_features)
 
     def features(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
