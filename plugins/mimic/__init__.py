@@ -1,7 +1,7 @@
 """``mimic``: MAE-pre-trained ViT fine-tuned with cross-entropy + mix-supervised contrastive loss.
 
 MIMIC (Zhang, Guo, Peng, Kot, arXiv 2401.07245): a ViT-B/16 pre-trained on ImageNet-1k by masked image
-modelling (timm ``vit_base_patch16_224.mae``, loaded through the ``mae-encoder`` weights adapter), a
+modelling (timm ``vit_base_patch16_224.mae``, loaded through the ``mae-encoder`` weights adapter, ``model.weights_adapter``), a
 global-average-pooling classification head with a fresh norm (timm ``global_pool='avg'``: ``fc_norm`` and
 ``head`` start fresh, the pretrained final ``norm`` is dropped, as MAE fine-tuning does), two augmented views
 per image, and the loss ``CE + 0.1 * MSCL`` with a dense projection head (``loss.name: mscl``, see
@@ -17,8 +17,10 @@ each a config key:
 - augmentation: "two cropped patches per image following SimMIM": flip, zoom-in crops (scale 1-1.5 with
   translation 0.1), colour jitter 0.4, random erasing 0.25 (``data.augment``); 224 px inputs;
 - the classifier head starts as in MAE fine-tuning (truncated normal, std 2e-5) when weights are loaded;
-- supervised initialisation (Table II): the paper's ImageNet-1k supervised ViT-B/16 is taken as timm's
-  ImageNet-1k-only ``vit_base_patch16_224.augreg_in1k`` (``--set model.weights=... model.adapter=timm``);
+- supervised initialisation (Table II): the paper's "ImageNet-1k" supervised ViT-B/16 is taken as the public
+  supervised ViT-B/16 that FER papers fine-tune, Steiner et al.'s ``vit_base_patch16_224.augreg_in21k_ft_in1k``
+  (pre-trained on ImageNet-21k, fine-tuned on ImageNet-1k, as vit-baseline; ``--set
+  model.weights=timm:vit_base_patch16_224.augreg_in1k`` for weights that never saw ImageNet-21k);
 - ViT-L keeps the stated layer decay 0.65 (the MAE recipe would use 0.75 for ViT-L).
 
 Switches reaching the paper's tables, each also a preset: initialisation x loss (Table II: presets
@@ -37,11 +39,11 @@ from ferbench.config import OPTIM_CHOICES
 from ferbench.specs import MethodSpec
 
 MAE_B = "timm:vit_base_patch16_224.mae"
-SUPERVISED_B = "timm:vit_base_patch16_224.augreg_in1k"
+SUPERVISED_B = "timm:vit_base_patch16_224.augreg_in21k_ft_in1k"
 
 #: The paper's ViT-B/16 configuration; every preset states only what differs from it.
 DEFAULTS: dict[str, Any] = {
-    "model": {"arch": "vit_base_patch16_224", "weights": MAE_B, "adapter": "mae-encoder", "global_pool": "avg",
+    "model": {"arch": "vit_base_patch16_224", "weights": MAE_B, "weights_adapter": "mae-encoder", "global_pool": "avg",
               "drop_path_rate": 0.1, "patch_size": 0, "embed_dim": 0, "depth": 0, "num_heads": 0},
     "loss": {"name": "mscl"},
     "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 5e-4, "layer_decay": 0.65, "schedule": "cosine",
@@ -52,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
                          "random_erasing": 0.25}},
 }
 
-_SUPERVISED = {"weights": SUPERVISED_B, "adapter": "timm"}
+_SUPERVISED = {"weights": SUPERVISED_B, "weights_adapter": "timm"}
 
 #: Paper presets: the final model and one preset per ablation row (Tables I-IV).
 PAPER_PRESETS: dict[str, dict[str, Any]] = {
@@ -106,7 +108,7 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         dataset_presets=_dataset_presets(),
         views=2,
         description="MAE ViT-B/16 + GAP head, CE + 0.1 mix-supervised contrastive loss; switches: model.weights/"
-                    "adapter (supervised|MAE), loss.name (ce|scl|mscl), loss.projection, model.global_pool, model.arch",
+                    "weights_adapter (supervised|MAE), loss.name (ce|scl|mscl), loss.projection, model.global_pool, model.arch",
         paper="Zhang et al., MIMIC: Mask Image Pre-training with Mix Contrastive Fine-tuning for FER (arXiv 2401.07245)",
-        choices={**OPTIM_CHOICES, "model.global_pool": ("avg", "token"), "model.adapter": ("mae-encoder", "timm")},
+        choices={**OPTIM_CHOICES, "model.global_pool": ("avg", "token"), "model.weights_adapter": ("mae-encoder", "timm", "exact")},
     ))

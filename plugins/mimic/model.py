@@ -8,7 +8,7 @@ from torch import nn
 
 from ferbench.classifier import ClassifierMethod
 from ferbench.method import DataInfo
-from ferbench_plugins.common.backbones import configured_weights, create_backbone, pooled_features, size_overrides
+from ferbench_plugins.common.backbones import create_backbone, pooled_features, size_overrides
 from ferbench_plugins.common.heads import bind_loss
 
 #: Standard deviation of the classifier's initial weights in MAE fine-tuning.
@@ -22,8 +22,8 @@ class MIMIC(ClassifierMethod):
     def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
         super().__init__(config, info)
         cfg = config["model"]
-        weights = configured_weights(info, cfg, "weights")
-        self.backbone = create_backbone(cfg["arch"], info.num_classes, weights=weights, adapter=cfg["adapter"],
+        weights = info.weights.get("model.weights")
+        self.backbone = create_backbone(cfg["arch"], info.num_classes, weights=weights, adapter=cfg["weights_adapter"],
                                         img_size=info.image_size, global_pool=cfg["global_pool"],
                                         drop_path_rate=cfg["drop_path_rate"], **size_overrides(cfg))
         if weights is not None:

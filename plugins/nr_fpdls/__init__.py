@@ -53,7 +53,8 @@ BACKBONES: dict[str, tuple[str, str]] = {
 }
 
 DEFAULTS: dict[str, Any] = {
-    "model": {"arch": BACKBONES["swin-b"][0], "weights": BACKBONES["swin-b"][1], "input_size": 224,
+    "model": {"arch": BACKBONES["swin-b"][0], "weights": BACKBONES["swin-b"][1], "weights_adapter": "timm",
+              "input_size": 224,
               "upscale": "bicubic", "sr_scale": 8, "sr_weights": "", "sr_finetune": False, "sr_channels": 64,
               "sr_blocks": 16, "downscale": "learned", "resizer_channels": 16, "resizer_blocks": 1, "stn": False,
               "head": "mlp", "head_hidden": 512, "head_dropout": 0.5, "drop_path_rate": 0.0,
@@ -112,5 +113,6 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
                     "switches: model.upscale, model.downscale, model.stn, model.arch/weights, loss.name (ce|pdls|f-pdls)",
         paper="Hwang et al., Vision Transformer Equipped with Neural Resizer on Facial Expression Recognition (ICASSP 2022)",
         choices={**OPTIM_CHOICES, "model.upscale": ("bicubic", "bilinear", "learned"),
-                 "model.downscale": ("learned", "bilinear", "none"), "model.head": ("mlp", "linear")},
+                 "model.downscale": ("learned", "bilinear", "none"), "model.head": ("mlp", "linear"),
+                 "model.weights_adapter": ("timm", "exact")},
     ))

@@ -9,8 +9,7 @@ from torch import nn
 from ferbench.classifier import ClassifierMethod
 from ferbench.errors import UsageError
 from ferbench.method import DataInfo
-from ferbench_plugins.common.backbones import (configured_weights, create_backbone, load_pretrained, pooled_features,
-                                               size_overrides)
+from ferbench_plugins.common.backbones import create_backbone, pooled_features, size_overrides
 from ferbench_plugins.common.heads import bind_loss, mlp_classifier
 
 from .resizer import Interpolate, LearnedResizer
@@ -29,9 +28,11 @@ def build_upscaler(cfg: Mapping[str, Any], info: DataInfo) -> tuple[nn.Module, i
                          f"model.downscale=none feeds them to a {size} px backbone: set model.downscale")
     mean, std = info.normalization.get("rgb", ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
     sr = SuperResolution(cfg["sr_scale"], cfg["sr_channels"], cfg["sr_blocks"], mean, std)
-    weights = configured_weights(info, cfg, "sr_weights")
+    weights = info.weights.get("model.sr_weights")
     if weights is not None:
-        load_pretrained(sr, weights, "exact")
+        from ferbench.weights import load_weights
+
+        load_weights(sr, weights, adapter="exact")
         sr.requires_grad_(cfg["sr_finetune"])
     return sr, size
 
@@ -54,9 +55,9 @@ class NeuralResizerClassifier(ClassifierMethod):
         self.upscale, upscaled = build_upscaler(cfg, info)
         self.stn = SpatialTransformer(upscaled) if cfg["stn"] else nn.Identity()
         self.downscale = build_downscaler(cfg)
-        self.backbone = create_backbone(cfg["arch"], 0, weights=configured_weights(info, cfg, "weights"),
-                                        img_size=cfg["input_size"], drop_path_rate=cfg["drop_path_rate"],
-                                        **size_overrides(cfg))
+        self.backbone = create_backbone(cfg["arch"], 0, weights=info.weights.get("model.weights"),
+                                        adapter=cfg["weights_adapter"], img_size=cfg["input_size"],
+                                        drop_path_rate=cfg["drop_path_rate"], **size_overrides(cfg))
         width = self.backbone.num_features
         self.head = (mlp_classifier(width, cfg["head_hidden"], info.num_classes, cfg["head_dropout"])
                      if cfg["head"] == "mlp" else nn.Linear(width, info.num_classes))
