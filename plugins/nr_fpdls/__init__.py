@@ -97,7 +97,7 @@ TINY: dict[str, Any] = {
               "head_dropout": 0.1, "patch_size": 6, "embed_dim": 48, "depth": 2, "num_heads": 2},
     "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_epochs": 0.5,
               "min_lr": 1e-5},
-    "train": {"epochs": 4, "balanced_sampling": True},
+    "train": {"epochs": 6, "balanced_sampling": True},
     "data": {"image_size": 16, "augment": {"rotate_degrees": 0.0, "scale": [1.0, 1.0], "color_jitter": 0.0}},
 }
 
