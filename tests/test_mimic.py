@@ -31,7 +31,8 @@ def _stand_in_mae_checkpoint(model_cfg: dict[str, Any], image_size: int) -> dict
                               **size_overrides(model_cfg))
     state = {name: torch.randn_like(tensor) for name, tensor in encoder.state_dict().items()}
     width, tokens = 16, state["pos_embed"].shape[1]
-    state.update({"mask_token": torch.zeros(1, 1, width), "decoder_embed.weight": torch.randn(width, model_cfg["embed_dim"]),
+    state.update({"mask_token": torch.zeros(1, 1, width),
+                  "decoder_embed.weight": torch.randn(width, model_cfg["embed_dim"]),
                   "decoder_embed.bias": torch.zeros(width), "decoder_pos_embed": torch.randn(1, tokens, width),
                   "decoder_blocks.0.norm1.weight": torch.ones(width), "decoder_norm.weight": torch.ones(width),
                   "decoder_pred.weight": torch.randn(3 * 6 * 6, width)})
@@ -76,7 +77,8 @@ def _effective(preset: str, dataset: str) -> dict[str, Any]:
 
 def test_presets_reach_every_row_of_tables_one_to_four() -> None:
     rows = {name: _effective(name, "rafdb") for name in PAPER_PRESETS}
-    init_loss = {name: (c["model"]["weights"], c["model"]["weights_adapter"], c["loss"]["name"]) for name, c in rows.items()}
+    init_loss = {name: (c["model"]["weights"], c["model"]["weights_adapter"], c["loss"]["name"])
+                 for name, c in rows.items()}
     mae = ("timm:vit_base_patch16_224.mae", "mae-encoder")
     assert {init_loss[n] for n in ("sup-ce", "sup-scl", "sup-mscl", "mae-ce", "mae-scl", "paper")} == {
         (*init, loss) for init in ((SUPERVISED_B, "timm"), mae) for loss in ("ce", "scl", "mscl")}  # Table II

@@ -1,12 +1,12 @@
 """``mimic``: MAE-pre-trained ViT fine-tuned with cross-entropy + mix-supervised contrastive loss.
 
 MIMIC (Zhang, Guo, Peng, Kot, arXiv 2401.07245): a ViT-B/16 pre-trained on ImageNet-1k by masked image
-modelling (timm ``vit_base_patch16_224.mae``, loaded through the ``mae-encoder`` weights adapter, ``model.weights_adapter``), a
-global-average-pooling classification head with a fresh norm (timm ``global_pool='avg'``: ``fc_norm`` and
-``head`` start fresh, the pretrained final ``norm`` is dropped, as MAE fine-tuning does), two augmented views
-per image, and the loss ``CE + 0.1 * MSCL`` with a dense projection head (``loss.name: mscl``, see
-``ferbench_plugins.paperlosses.contrastive`` for every MSCL choice). Projection dimension 128 on RAF-DB and
-512 on FERPlus (§IV-F, as dataset presets).
+modelling (timm ``vit_base_patch16_224.mae``, loaded through the ``mae-encoder`` weights adapter,
+``model.weights_adapter``), a global-average-pooling classification head with a fresh norm (timm
+``global_pool='avg'``: ``fc_norm`` and ``head`` start fresh, the pretrained final ``norm`` is dropped, as MAE
+fine-tuning does), two augmented views per image, and the loss ``CE + 0.1 * MSCL`` with a dense projection
+head (``loss.name: mscl``, see ``ferbench_plugins.paperlosses.contrastive`` for every MSCL choice).
+Projection dimension 128 on RAF-DB and 512 on FERPlus (§IV-F, as dataset presets).
 
 Stated optimisation (§IV-B): Adam, weight decay 5e-4, lr 1e-4, layer-wise lr decay 0.65, batch 64, 50 epochs
 (RAF-DB, FERPlus), 10 epochs with class-balanced sampling on AffectNet-7. Choices where the paper is silent,
@@ -43,8 +43,8 @@ SUPERVISED_B = "timm:vit_base_patch16_224.augreg_in21k_ft_in1k"
 
 #: The paper's ViT-B/16 configuration; every preset states only what differs from it.
 DEFAULTS: dict[str, Any] = {
-    "model": {"arch": "vit_base_patch16_224", "weights": MAE_B, "weights_adapter": "mae-encoder", "global_pool": "avg",
-              "drop_path_rate": 0.1, "patch_size": 0, "embed_dim": 0, "depth": 0, "num_heads": 0},
+    "model": {"arch": "vit_base_patch16_224", "weights": MAE_B, "weights_adapter": "mae-encoder",
+              "global_pool": "avg", "drop_path_rate": 0.1, "patch_size": 0, "embed_dim": 0, "depth": 0, "num_heads": 0},
     "loss": {"name": "mscl"},
     "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 5e-4, "layer_decay": 0.65, "schedule": "cosine",
               "warmup_epochs": 5.0, "min_lr": 1e-6},
@@ -108,7 +108,10 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         dataset_presets=_dataset_presets(),
         views=2,
         description="MAE ViT-B/16 + GAP head, CE + 0.1 mix-supervised contrastive loss; switches: model.weights/"
-                    "weights_adapter (supervised|MAE), loss.name (ce|scl|mscl), loss.projection, model.global_pool, model.arch",
-        paper="Zhang et al., MIMIC: Mask Image Pre-training with Mix Contrastive Fine-tuning for FER (arXiv 2401.07245)",
-        choices={**OPTIM_CHOICES, "model.global_pool": ("avg", "token"), "model.weights_adapter": ("mae-encoder", "timm", "exact")},
+                    "weights_adapter (supervised|MAE), loss.name (ce|scl|mscl), loss.projection, "
+                    "model.global_pool, model.arch",
+        paper="Zhang et al., MIMIC: Mask Image Pre-training with Mix Contrastive Fine-tuning for FER "
+              "(arXiv 2401.07245)",
+        choices={**OPTIM_CHOICES, "model.global_pool": ("avg", "token"),
+                 "model.weights_adapter": ("mae-encoder", "timm", "exact")},
     ))

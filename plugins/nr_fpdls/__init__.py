@@ -77,7 +77,7 @@ def _backbone(name: str, **model: Any) -> dict[str, Any]:
 
 
 def _presets() -> dict[str, dict[str, Any]]:
-    presets: dict[str, dict[str, Any]] = {"paper": {"model": {"upscale": "learned", "downscale": "learned", "stn": True}}}
+    presets: dict[str, dict[str, Any]] = {"paper": {"model": {**_PROPOSED, "stn": True}}}
     for name in ("vit", "deit", "convit", "xcit", "swin-s", "swin-t"):
         presets[f"vanilla-{name}"] = {"model": _backbone(name, **_VANILLA), "loss": {"name": "ce"}}
     for name in ("vit", "deit", "convit", "xcit", "swin-s"):
@@ -110,8 +110,10 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         presets={**_presets(), "tiny": TINY},
         defaults=DEFAULTS,
         description="48 px faces up-scaled (SR) + learnable resizer [+ STN] + timm ViT/DeiT/ConViT/XCiT/Swin, F-PDLS; "
-                    "switches: model.upscale, model.downscale, model.stn, model.arch/weights, loss.name (ce|pdls|f-pdls)",
-        paper="Hwang et al., Vision Transformer Equipped with Neural Resizer on Facial Expression Recognition (ICASSP 2022)",
+                    "switches: model.upscale, model.downscale, model.stn, model.arch/weights, "
+                    "loss.name (ce|pdls|f-pdls)",
+        paper="Hwang et al., Vision Transformer Equipped with Neural Resizer on Facial Expression Recognition "
+              "(ICASSP 2022)",
         choices={**OPTIM_CHOICES, "model.upscale": ("bicubic", "bilinear", "learned"),
                  "model.downscale": ("learned", "bilinear", "none"), "model.head": ("mlp", "linear"),
                  "model.weights_adapter": ("timm", "exact")},

@@ -49,9 +49,10 @@ class SuperResolution(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.head = nn.Conv2d(3, channels, 3, padding=1)
-        self.body = nn.Sequential(*(_ResBlock(channels) for _ in range(blocks)), nn.Conv2d(channels, channels, 3, padding=1))
-        self.upsample = nn.Sequential(*(layer for _ in range(stages)
-                                        for layer in (nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2))))
+        self.body = nn.Sequential(*(_ResBlock(channels) for _ in range(blocks)),
+                                  nn.Conv2d(channels, channels, 3, padding=1))
+        self.upsample = nn.Sequential(*(layer for _ in range(stages) for layer in
+                                        (nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2))))
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)

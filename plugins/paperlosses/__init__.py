@@ -27,7 +27,7 @@ _PRIORS = ("auto", "votes", "uniform")
 def register_losses(register: Callable[[LossSpec], None]) -> None:
     register(LossSpec("scl", "ferbench_plugins.paperlosses.contrastive:SupervisedContrastive",
                       options=_CONTRASTIVE, choices={"projection": _PROJECTIONS}, views=2,
-                      description="cross-entropy + weight x supervised contrastive loss (Khosla et al.) over two views"))
+                      description="cross-entropy + weight x supervised contrastive loss (Khosla et al.), two views"))
     register(LossSpec("mscl", "ferbench_plugins.paperlosses.contrastive:MixSupervisedContrastive",
                       options={**_CONTRASTIVE, **_MIXING}, views=2,
                       choices={"projection": _PROJECTIONS, "distance": ("tv", "l1", "l2"),
