@@ -77,3 +77,52 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     assert "Traceback" not in result.stderr + result.stdout
     assert all(fragment in lines[0] for fragment in fragments), lines[0]
     return lines[0]
+
+
+# --- building methods and losses by hand (no loader, no engine) -------------------------------------------
+
+def planned_config(method: str, preset: str = "tiny", dataset: str = "synthfer", **assignments: Any) -> dict[str, Any]:
+    """The effective config of ``method``/``preset`` on ``dataset`` with ``--set KEY=VALUE`` assignments
+    (dotted keys given with ``__`` for ``.``), validated exactly as ``ferbench run`` validates it; weights
+    references are left unresolved (nothing downloads)."""
+    from ferbench.planning import RunRequest, plan_run
+
+    pairs = [(key.replace("__", "."), value) for key, value in assignments.items()]
+    request = RunRequest(method=method, dataset=dataset, preset=preset, assignments=pairs)
+    return plan_run(request, resolve_weights=False).config
+
+
+def data_info(num_classes: int = 3, image_size: int = 16, prior: Any = None, **fields: Any) -> Any:
+    """A DataInfo for ``num_classes`` balanced classes of ``image_size`` px RGB images."""
+    import numpy as np
+
+    from ferbench.method import DataInfo
+
+    defaults = dict(classes=tuple(f"class{k}" for k in range(num_classes)), modalities=("rgb",), image_size=image_size,
+                    class_counts=np.full(num_classes, 10), steps_per_epoch=1, epochs=1, prior=prior)
+    return DataInfo(**{**defaults, **fields})
+
+
+def random_batch(batch_size: int, image_size: int, num_classes: int, views: int = 1, seed: int = 0) -> Any:
+    """A Batch of ``views`` random normalised RGB views with every class present."""
+    import torch
+
+    from ferbench.method import Batch
+
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(batch_size) % num_classes
+    images = [{"rgb": torch.randn(batch_size, 3, image_size, image_size, generator=generator)} for _ in range(views)]
+    return Batch(views=images, labels=labels, rows=torch.arange(batch_size))
+
+
+def one_training_step(method: Any, batch: Any) -> dict[str, Any]:
+    """Configure the method's optimizers and run one training step on CPU without mixed precision."""
+    import torch
+
+    from ferbench.method import StepContext
+
+    slots = method.configure_optimizers()
+    ctx = StepContext(slots=slots, scaler=torch.amp.GradScaler("cpu", enabled=False), device=torch.device("cpu"),
+                      amp_dtype=None)
+    method.train()
+    return method.training_step(batch, ctx)

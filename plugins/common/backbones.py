@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+import torch
 from torch import nn
 
 from ferbench.errors import FerbenchError
@@ -13,6 +14,9 @@ if TYPE_CHECKING:
 #: Where a ferbench classifier keeps its timm network: a kept run's weights under this prefix load into a
 #: new backbone (e.g. to start a fine-tune on another dataset from a finished run).
 BACKBONE_PREFIX = "backbone."
+
+#: ``model`` keys that resize a timm ViT; see :func:`size_overrides`.
+SIZE_KEYS = ("patch_size", "embed_dim", "depth", "num_heads")
 
 
 def create_backbone(arch: str, num_classes: int, *, weights: ResolvedWeights | None = None, adapter: str = "timm",
@@ -50,3 +54,14 @@ def vit_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return dict(patch_size=cfg["patch_size"], embed_dim=cfg["embed_dim"], depth=cfg["depth"],
                 num_heads=cfg["num_heads"], mlp_ratio=cfg["mlp_ratio"], drop_path_rate=cfg["drop_path_rate"],
                 global_pool=cfg["global_pool"])
+
+
+def size_overrides(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ViT sizes a ``model`` section changes (:data:`SIZE_KEYS` set to a non-zero value; 0 keeps the
+    size that ``arch`` names), for methods whose paper presets take an architecture's own sizes."""
+    return {key: cfg[key] for key in SIZE_KEYS if cfg.get(key)}
+
+
+def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """A timm model's pooled pre-logit embedding ``[B, num_features]`` (before its classifier)."""
+    return model.forward_head(model.forward_features(images), pre_logits=True)

@@ -7,7 +7,7 @@ import torch
 
 from ferbench.classifier import ClassifierMethod
 from ferbench.method import DataInfo
-from ferbench_plugins.common.backbones import create_backbone, vit_kwargs
+from ferbench_plugins.common.backbones import create_backbone, pooled_features, vit_kwargs
 
 
 class ViTClassifier(ClassifierMethod):
@@ -22,7 +22,7 @@ class ViTClassifier(ClassifierMethod):
         self.loss.set_feature_dim(self.backbone.num_features)
 
     def features(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.backbone.forward_head(self.backbone.forward_features(inputs["rgb"]), pre_logits=True)
+        return pooled_features(self.backbone, inputs["rgb"])
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         return self.backbone.head(features)
