@@ -389,7 +389,8 @@ def build_config(base: Mapping[str, Any], dataset_options: Mapping[str, Any],
     When the tree has a ``loss`` section with a ``name`` and ``losses`` (name -> LossSpec) are given, the
     section becomes the chosen loss's options, so ``--set loss.name=X`` brings X's own keys. Every value
     is then checked against :data:`ENGINE_CONSTRAINTS`, :data:`OPTIM_CONSTRAINTS`, the loss's
-    ``constraints`` and ``constraints`` (the method's).
+    ``constraints`` and ``constraints`` (the method's, which replace the engine's for the same key, e.g.
+    a method that reads ``optim.lr`` 0 as "derive it").
     """
     _check_preset_dataset_keys(base, dataset_options)
     tree = deep_merge(ENGINE_DEFAULTS, base)

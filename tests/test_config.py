@@ -116,6 +116,13 @@ def test_lists_take_their_defaults_element_type_and_method_constraints_apply() -
                      constraints={"model.depth": Constraint(low=1, high=12)})
 
 
+def test_a_methods_constraint_replaces_the_engines_for_the_same_key() -> None:
+    derived_lr = method_tree({}, {"optim": {"lr": 0.0, "blr": 1.5e-4}})  # lr 0: "derive it from blr"
+    with pytest.raises(UsageError, match=r"optim.lr: expected a number in \(0, 10\]"):
+        build_config(derived_lr, {})
+    assert build_config(derived_lr, {}, constraints={"optim.lr": Constraint(low=0.0)})["optim"]["lr"] == 0.0
+
+
 def test_nan_in_a_method_section_is_refused_too() -> None:
     with pytest.raises(UsageError, match="model.scale: expected a finite number"):
         build_config({"model": {"scale": 1.0}}, {}, {"model": {"scale": float("nan")}})
