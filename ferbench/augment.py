@@ -19,8 +19,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from .config import ENGINE_DEFAULTS
-from .errors import UsageError
+from .config import ENGINE_CONSTRAINTS, ENGINE_DEFAULTS, flatten
+from .constraints import check_constraints
 
 #: The ``data.augment`` keys and their defaults (a partial config, e.g. in a test, gets these).
 DEFAULTS: Mapping[str, Any] = ENGINE_DEFAULTS["data"]["augment"]
@@ -32,16 +32,9 @@ def _uniform(generator: torch.Generator, n: int, low: float, high: float) -> tor
 
 
 def check(cfg: Mapping[str, Any]) -> None:
-    """Raise a one-line UsageError for values outside their ranges."""
-    for key in ("hflip", "random_erasing", "jitter_affine_probability"):
-        if not 0.0 <= cfg[key] <= 1.0:
-            raise UsageError(f"invalid value {cfg[key]!r} for data.augment.{key}: expected a probability in [0, 1]")
-    if not 0.0 <= cfg["hue"] <= 0.5:
-        raise UsageError(f"invalid value {cfg['hue']!r} for data.augment.hue: expected a hue shift in [0, 0.5]")
-    area = list(cfg["erasing_area"])
-    if len(area) != 2 or not 0.0 < area[0] <= area[1] <= 1.0:
-        raise UsageError(f"invalid value {cfg['erasing_area']!r} for data.augment.erasing_area: expected "
-                         "[low, high] fractions of the image area with 0 < low <= high <= 1")
+    """Raise a one-line UsageError for values outside their declared ranges (a run's config was checked
+    when it was built; this guards direct calls)."""
+    check_constraints(flatten({"data": {"augment": cfg}}), ENGINE_CONSTRAINTS)
 
 
 def random_affine(inputs: dict[str, torch.Tensor], cfg: Mapping[str, Any], generator: torch.Generator,

@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 import click
 
-from .errors import FerbenchError
+from .errors import DEBUG_ENV, FerbenchError, UsageError, debug_enabled
 from .weights_cli import weights as weights_group
+
+if TYPE_CHECKING:
+    from .store import Store
+
+#: Shows the full traceback behind an error; accepted anywhere on the command line.
+DEBUG_FLAG = "--debug"
 
 
 def _echo_err(message: str) -> None:
@@ -22,6 +30,8 @@ def _print_json(payload: Any) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ferbench")
+@click.option(DEBUG_FLAG, is_flag=True, expose_value=False,
+              help=f"Show the full traceback behind an error (anywhere on the line; or set {DEBUG_ENV}=1).")
 def cli() -> None:
     """ferbench: run FER methods under declared protocols and compare them on leaderboards."""
 
@@ -237,9 +247,9 @@ def data_check(dataset: str, data_root: str | None, assignments: tuple[str, ...]
 def leaderboard(db: str | None, out_dir: str, paper_results: str | None) -> None:
     """Render static HTML leaderboards from the database."""
     from .leaderboard import load_paper_results, render_leaderboard
-    from .store import Store
 
-    index = render_leaderboard(Store(db), Path(out_dir), load_paper_results(Path(paper_results) if paper_results else None))
+    published = load_paper_results(Path(paper_results) if paper_results else None)
+    index = render_leaderboard(_existing_store(db), _output_folder(out_dir), published)
     click.echo(f"leaderboard: {index.resolve()}")
 
 
@@ -249,28 +259,69 @@ def leaderboard(db: str | None, out_dir: str, paper_results: str | None) -> None
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 def export(db: str | None, out_dir: str, fmt: str) -> None:
     """Export every table of the database to CSV or Parquet."""
+    store, folder = _existing_store(db), _output_folder(out_dir)
+    for path in store.export(folder, fmt):
+        click.echo(str(path))
+
+
+def _existing_store(db: str | None) -> Store:
+    """The results database to read, opened once so that a missing one (a mistyped ``--db``) fails in one
+    line before any output is written (it must not look like an empty database)."""
     from .store import Store
 
-    for path in Store(db).export(Path(out_dir), fmt):
-        click.echo(str(path))
+    store = Store(db)
+    with store.connect(read_only=True):
+        pass
+    return store
+
+
+def _output_folder(out: str) -> Path:
+    """``--out`` as a folder (created later, when there is something to write); a UsageError when it, or
+    the nearest existing folder above it, is a file."""
+    folder = Path(out).expanduser()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == folder else f" ({existing} is a file)"
+        raise UsageError(f"--out {out} is not a folder{where}; pass a folder, which is created if missing")
+    return folder
 
 
 cli.add_command(weights_group)
 
 
-def main() -> None:
-    """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: user mistakes become one line on stderr and a non-zero exit (2 for input the
+    user can fix, 1 for anything unexpected); ``--debug`` or ``FERBENCH_DEBUG=1`` adds the traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if DEBUG_FLAG in args:
+        args = [arg for arg in args if arg != DEBUG_FLAG]
+        os.environ[DEBUG_ENV] = "1"  # plugin loading and worker processes read it too
     try:
         from .plugins import plugin_manager
 
         plugin_manager().hook.register_commands(cli=cli)
-        cli.main(standalone_mode=False)
+        code = cli.main(args=args, prog_name="ferbench", standalone_mode=False)
     except FerbenchError as exc:
-        _echo_err(f"ferbench: error: {exc}")
-        sys.exit(2)
+        _fail(exc, str(exc), 2)
     except click.ClickException as exc:
-        _echo_err(f"ferbench: error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
+        _fail(exc, exc.format_message(), exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort
         _echo_err("ferbench: interrupted; run the same command again to resume")
         sys.exit(130)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(exc, f"cannot use{where}: {exc.strerror or exc}; check the path, its permissions and free space", 2)
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, the traceback on request
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        _fail(exc, f"unexpected {type(exc).__name__}{': ' + message if message else ''}; rerun with {DEBUG_FLAG} "
+                   "for the traceback and report it if your input was right", 1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _fail(exc: BaseException, message: str, code: int) -> NoReturn:
+    """Print the one-line error (after the traceback when debugging) and exit with ``code``."""
+    if debug_enabled():
+        traceback.print_exception(exc, file=sys.stderr)
+    _echo_err(f"ferbench: error: {' '.join(message.split())}")
+    sys.exit(code)

@@ -123,17 +123,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def read_yaml(path: Path, what: str) -> Any:
-    """A YAML file's content; a one-line UsageError names ``what`` (e.g. ``published results``), the
-    file and, for a syntax error, its line."""
-    import yaml
+    """A YAML file's content, read with :mod:`ferbench.safeyaml`'s limits; a one-line UsageError names
+    ``what`` (e.g. ``published results``), the file and, for a syntax error, its line."""
+    from .safeyaml import read_yaml_file
 
-    try:
-        return yaml.safe_load(read_text(path))
-    except DataError as exc:
-        raise UsageError(f"{what}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UsageError(f"{what} {str(path)!r} is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+    return read_yaml_file(path, what)
 
 
 def fingerprint(paths: Iterable[Path], *extra: object) -> str:

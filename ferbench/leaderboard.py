@@ -226,12 +226,13 @@ def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[Pape
     """Write the static leaderboard of ``store`` into ``out_dir``; returns the path of ``index.html``.
 
     ``paper_results`` are the published rows (:func:`ferbench.paper_results.load_paper_results`) shown
-    on the boards that hold their setting. A missing database renders an empty index.
+    on the boards that hold their setting. A database without runs renders an empty index; a missing
+    one raises (a mistyped path must not look like an empty database).
     """
+    runs, fold_counts = _load_runs(store)
     out_dir = Path(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     env = _environment()
-    runs, fold_counts = _load_runs(store) if store.path.exists() else ([], {})
     pretraining = [run for run in runs if run.kind == RunKind.PRETRAIN]
     scored = [run for run in runs if run.kind != RunKind.PRETRAIN]
     boards = build_boards(scored, fold_counts, list(paper_results or ()), _option_labels() if runs else {})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import build_config, flatten, method_tree, read_config_file, set_path
-from .errors import UsageError
+from .errors import UsageError, did_you_mean
 from .plugins import Registry, registry
 from .settings import RunKind
 from .specs import PRETRAINER, DatasetSpec, MethodSpec
@@ -95,11 +95,12 @@ def plan_run(request: RunRequest, reg: Registry | None = None, resolve_weights: 
     _check_kind(method, request.kind)
     protocol = request.protocol or dataset.default_protocol
     if protocol not in dataset.protocols:
-        raise UsageError(f"unknown protocol {protocol!r} for dataset {dataset.name}; "
+        raise UsageError(f"unknown protocol {protocol!r} for dataset {dataset.name}"
+                         f"{did_you_mean(protocol, dataset.protocols)}; "
                          f"choose one of: {', '.join(dataset.protocols)}")
     preset = request.preset or method.default_preset
     if preset not in method.presets:
-        raise UsageError(f"unknown preset {preset!r} for method {method.name}; "
+        raise UsageError(f"unknown preset {preset!r} for method {method.name}{did_you_mean(preset, method.presets)}; "
                          f"choose one of: {', '.join(method.presets)}")
     missing = set(method.modalities) - set(dataset.modalities)
     if missing:
@@ -167,11 +168,13 @@ def _config(request: RunRequest, reg: Registry, method: MethodSpec, dataset: Dat
     if base is None:
         base = method_tree(method.defaults, method.presets[preset],
                            method.dataset_presets.get(preset, {}).get(dataset.name))
-    config = build_config(base, dataset.options, file_overrides, request.assignments, choices, reg.losses)
+    config = build_config(base, dataset.options, file_overrides, request.assignments, choices, reg.losses,
+                          method.constraints)
     selection_metric = config["train"]["selection_metric"]
     scalar_metrics = sorted(name for name, spec in reg.metrics.items() if spec.kind == "scalar")
     if selection_metric not in scalar_metrics:
-        raise UsageError(f"invalid value {selection_metric!r} for train.selection_metric; "
+        raise UsageError(f"invalid value {selection_metric!r} for train.selection_metric"
+                         f"{did_you_mean(str(selection_metric), scalar_metrics)}; "
                          f"choose one of: {', '.join(scalar_metrics)}")
     return config
 

@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .config import check_presets
+from .constraints import Constraint
 from .errors import FerbenchError
 
 
@@ -104,8 +106,13 @@ class MethodSpec:
     Every method ships at least the ``tiny`` preset (seconds on a CPU) and the ``paper`` preset (the
     paper's sizes and hyper-parameters). ``defaults`` is merged under every preset, so a preset states
     only what differs; ``dataset_presets[preset][dataset]`` overrides a preset for one dataset (e.g. a
-    paper's per-dataset epochs). ``choices`` restricts string options, keyed by dotted path. ``views`` is
+    paper's per-dataset epochs). ``choices`` restricts string options, keyed by dotted path;
+    ``constraints`` declares the limits of the method's numeric, list and name settings (ranges, lengths,
+    ``divides``), keyed by dotted path, checked with the engine's when a run is planned. ``views`` is
     how many augmented views of each training image the method wants (a selected loss may ask for more).
+
+    The presets are checked when the spec is created (:func:`ferbench.config.check_presets`): a key
+    that is neither the engine's, nor in ``defaults``, nor set by every preset is refused.
     """
 
     name: str
@@ -120,6 +127,10 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     dataset_presets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     views: int = 1
+    constraints: Mapping[str, Constraint] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_presets(self.name, self.defaults, self.presets, self.dataset_presets)
 
 
 @dataclass(frozen=True)
@@ -128,8 +139,9 @@ class LossSpec:
 
     ``factory`` (``"module:attribute"``) is called as ``factory(options, info)`` and returns a
     :class:`ferbench.losses.Loss`. ``options`` are the loss's settings with their defaults: they become
-    the config keys ``loss.<option>`` when ``loss.name`` selects this loss. ``views`` is how many augmented
-    views of each training image the loss needs (contrastive losses: 2).
+    the config keys ``loss.<option>`` when ``loss.name`` selects this loss; ``choices`` and ``constraints``
+    (by option name) restrict them. ``views`` is how many augmented views of each training image the loss
+    needs (contrastive losses: 2).
     """
 
     name: str
@@ -138,6 +150,7 @@ class LossSpec:
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     views: int = 1
     description: str = ""
+    constraints: Mapping[str, Constraint] = field(default_factory=dict)
 
 
 MetricFunction = Callable[[np.ndarray, np.ndarray, np.ndarray, int], Any]

@@ -21,6 +21,7 @@ import pytest
 
 from ferbench import metrics
 from ferbench.boards import Entry, RunView, safe_name
+from ferbench.errors import FerbenchError
 from ferbench.leaderboard import render_leaderboard
 from ferbench.paper_results import PaperResult, PaperSetting
 from ferbench.store import Store
@@ -362,15 +363,16 @@ def test_safe_name() -> None:
         assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", slug) and "--" not in slug and len(slug) <= 80, slug
 
 
-def test_empty_database_renders_an_empty_index(tmp_path: Path) -> None:
-    missing = render_leaderboard(Store(tmp_path / "none.duckdb"), tmp_path / "a")
+def test_empty_database_renders_an_empty_index_and_a_missing_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FerbenchError, match="no results database at .*none.duckdb"):
+        render_leaderboard(Store(tmp_path / "none.duckdb"), tmp_path / "a")
+    assert not (tmp_path / "a").exists()
     store = Store(tmp_path / "empty.duckdb")
     with store.connect():
         pass  # creates the tables, no rows
-    empty = render_leaderboard(store, tmp_path / "b")
-    for index in (missing, empty):
-        assert "No runs recorded" in index.read_text(encoding="utf-8")
-        assert sorted(p.name for p in index.parent.rglob("*.html")) == ["index.html"]
+    index = render_leaderboard(store, tmp_path / "b")
+    assert "No runs recorded" in index.read_text(encoding="utf-8")
+    assert sorted(p.name for p in index.parent.rglob("*.html")) == ["index.html"]
 
 
 FERPLUS = {"classes": 8, "train_on_valid": False, "label_mode": "majority", "votes": "label.csv"}

@@ -22,6 +22,7 @@ from typing import Callable
 
 from ferbench import hookimpl
 from ferbench.config import OPTIM_CHOICES
+from ferbench.constraints import POSITIVE, Constraint
 from ferbench.specs import MethodSpec
 
 PAPER = {
@@ -51,6 +52,20 @@ TINY = {
 DEFAULTS = {"model": {"weights": "", "weights_adapter": "timm"}, "loss": {"name": "ce"}}
 
 
+#: Limits of a timm ViT's ``model`` settings: whole patches tile the image and the heads split the
+#: width evenly; the name is a timm architecture (a ``/`` would make timm look for a Hub repository).
+VIT_CONSTRAINTS = {
+    "model.arch": Constraint(pattern=r"[A-Za-z0-9_.-]+",
+                             hint="a timm architecture name such as vit_base_patch16_224 (letters, digits, _ . -)"),
+    "model.patch_size": Constraint(low=1, divides="data.image_size"),
+    "model.embed_dim": Constraint(low=1),
+    "model.depth": Constraint(low=1, high=1000),
+    "model.num_heads": Constraint(low=1, divides="model.embed_dim"),
+    "model.mlp_ratio": POSITIVE,
+    "model.drop_path_rate": Constraint(low=0.0, high=1.0, high_open=True),
+}
+
+
 @hookimpl
 def register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
@@ -62,4 +77,5 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         paper="Li et al., PF-ViT (IEEE TCSS 2024), ViT baselines",
         choices={**OPTIM_CHOICES, "model.global_pool": ("token", "avg"),
                  "model.weights_adapter": ("timm", "mae-encoder", "exact")},
+        constraints=VIT_CONSTRAINTS,
     ))
