@@ -174,19 +174,34 @@ def plugins(as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("name", required=False)
+@click.option("--preset", help="Show the switches' values under this preset (default: the method's).")
 @click.option("--json", "as_json", is_flag=True)
-def methods(as_json: bool) -> None:
-    """List methods with their presets and source papers."""
+def methods(name: str | None, preset: str | None, as_json: bool) -> None:
+    """List methods with their presets and source papers; with NAME, every switch of that method: its
+    config keys with the preset's values and valid choices, what each preset changes, and the options
+    of every registered loss it can train with (``loss.name``)."""
+    from .describe import describe_method, method_lines
     from .plugins import registry
 
-    table = [{"name": m.name, "presets": list(m.presets), "default_preset": m.default_preset,
+    reg = registry()
+    if name is not None:
+        described = describe_method(reg, reg.method(name), preset)
+        if as_json:
+            _print_json(described)
+            return
+        click.echo("\n".join(method_lines(described)))
+        return
+    table = [{"name": m.name, "kind": m.kind, "presets": list(m.presets), "default_preset": m.default_preset,
               "modalities": list(m.modalities), "paper": m.paper, "description": m.description}
-             for m in sorted(registry().methods.values(), key=lambda m: m.name)]
+             for m in sorted(reg.methods.values(), key=lambda m: m.name)]
     if as_json:
         _print_json(table)
         return
     for m in table:
-        click.echo(f"{m['name']:<16} presets: {', '.join(m['presets'])}; {m['description']}")
+        kind = " (pre-trainer)" if m["kind"] != "classifier" else ""
+        click.echo(f"{m['name']:<16} presets: {', '.join(m['presets'])}; {m['description']}{kind}")
+    click.echo("`ferbench methods NAME` lists a method's switches.")
 
 
 @cli.command()
