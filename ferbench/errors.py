@@ -12,3 +12,8 @@ class UsageError(FerbenchError):
 
 class DataError(FerbenchError):
     """The data root is missing or not in a layout the dataset plugin understands."""
+
+
+class PluginError(FerbenchError):
+    """A plugin broke its contract (a spec, a dataset's table or pixels, a metric's value, an import
+    path); the message names the plugin and what to fix."""
