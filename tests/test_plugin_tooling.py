@@ -31,6 +31,7 @@ def test_pixels_that_break_the_contract_are_refused() -> None:
         data.pixels(16)
 
 
+@pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")  # 70 faces, 5 folds
 def test_check_dataset_summarises_a_registered_dataset(fb_env: dict[str, str]) -> None:
     summary = check_dataset("synthfer", options={"samples": 70, "subjects": 10}, image_size=16)
     assert summary["samples"] == 70 and summary["pixels"] == {"rgb": [70, 16, 16, 3], "depth": [70, 16, 16, 1]}
