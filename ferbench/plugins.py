@@ -118,7 +118,8 @@ class LoadedPlugins:
             self.fail(source, "import", describe_exception(exc), traceback.format_exc())
             return
         if self.pm.is_registered(plugin):
-            return  # also named in FERBENCH_PLUGINS
+            del self.sources[source.name]  # an installed plugin also named in FERBENCH_PLUGINS
+            return
         try:
             self.pm.register(plugin, name=source.name)
         except Exception as exc:  # noqa: BLE001 - e.g. a hook whose arguments match no hook spec
