@@ -62,12 +62,12 @@ def check_dataset(name: str, data_root: str | Path | None = None, options: Mappi
                   image_size: int = 32) -> dict[str, Any]:
     """Load dataset ``name`` (and its pixels at ``image_size``) through the checks a run makes, build
     every protocol's folds, and summarise it. A broken contract raises a one-line PluginError."""
-    from .planning import resolve_data_root
+    from .planning import dataset_options, resolve_data_root
     from .protocols import build_manifest
 
     spec = registry().dataset(name)
-    data = load_dataset(spec, resolve_data_root(spec, str(data_root) if data_root else None),
-                        {**spec.options, **(options or {})})
+    chosen = dataset_options(spec, [(f"dataset.{key}", value) for key, value in (options or {}).items()])
+    data = load_dataset(spec, resolve_data_root(spec, str(data_root) if data_root else None), chosen)
     with blamed_on("dataset", name):
         missing = [m for m in spec.modalities if m not in data.modalities]
         if missing:
@@ -196,7 +196,9 @@ def check_plugin(name: str, data_root: str | None = None, image_size: int = 32,
     reg = registry()
     if name in reg.problems:
         return [CheckResult("plugin", name, "failed", reg.problems[name].line())]
-    options = {key.split(".", 1)[1]: value for key, value in assignments if key.startswith("dataset.")}
+    if any(not key.startswith("dataset.") for key, _ in assignments):
+        raise UsageError("only dataset options can be set here, e.g. --set dataset.KEY=VALUE")
+    options = {key.split(".", 1)[1]: value for key, value in assignments}
     results = []
     for kind, spec_name in _targets(name):
         spec = reg.table(kind)[spec_name]
