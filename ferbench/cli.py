@@ -146,10 +146,9 @@ def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool)
         return
     click.echo(f"{'run id':<23} {'method':<14} {'dataset/protocol':<24} {'preset':<7} {'seed':>4} "
                f"{'status':<11} {'folds':>5} {'acc':>6} {'mca':>6}")
-    reg = registry()
+    shown = {name: registry().metric_spec(name).format_value for name in (ACCURACY, MEAN_CLASS_ACCURACY)}
     for r in rows:
-        acc = "" if r[ACCURACY] is None else reg.metric_spec(ACCURACY).format_value(r[ACCURACY])
-        mca = "" if r[MEAN_CLASS_ACCURACY] is None else reg.metric_spec(MEAN_CLASS_ACCURACY).format_value(r[MEAN_CLASS_ACCURACY])
+        acc, mca = ("" if r[name] is None else shown[name](r[name]) for name in (ACCURACY, MEAN_CLASS_ACCURACY))
         flag = "*" if r["selection_rule"] == Selection.TEST else ""
         click.echo(f"{r['run_id']:<23} {r['method']:<14} {r['dataset'] + '/' + r['protocol']:<24} "
                    f"{r['preset']:<7} {r['seed']:>4} {r['status']:<11} {r['folds_done']:>5} {acc:>6}{flag} {mca:>6}")
