@@ -19,11 +19,13 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from . import __version__
-from .boards import Board, RunView, build_boards, safe_name
+from .boards import Board, RunView, build_boards, metric_names, safe_name
 from .config import flatten
-from .metrics import PERCENT_METRICS, confusion_matrix, mean_std, per_class_recall
+from .metrics import confusion_matrix, mean_std, per_class_recall
 from .paper_results import PaperResult, load_paper_results  # noqa: F401 - the CLI loads the rows from here
-from .settings import RunKind
+from .plugins import registry
+from .settings import ACCURACY, RunKind
+from .specs import MetricSpec
 from .store import Store
 
 FOLD_COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
@@ -41,33 +43,41 @@ def pct(value: Any) -> str:
     return f"{100 * value:.2f}" if _finite(value) else "—"
 
 
+def _spec(name: str) -> MetricSpec:
+    return registry().metric_spec(name)
+
+
+def percent(name: str) -> bool:
+    """Whether metric ``name`` is shown as a percentage (as its :class:`~ferbench.specs.MetricSpec` declares)."""
+    return _spec(name).percent
+
+
 def pm(stats: Mapping[str, float]) -> str:
     """``mean ± std`` of fractions, in percent."""
     return f"{pct(stats['mean'])} ± {pct(stats['std'])}" if stats.get("n") else "—"
 
 
-def spread(stats: Mapping[str, Any]) -> str:
-    """``mean ± std`` of :func:`~ferbench.metrics.seed_fold_stats`, in percent: the std over seeds
-    where there are several seeds, else the std over folds."""
+def spread(stats: Mapping[str, Any], name: str = ACCURACY) -> str:
+    """``mean ± std`` of :func:`~ferbench.metrics.seed_fold_stats` of metric ``name``, as it declares:
+    the std over seeds where there are several seeds, else the std over folds."""
     if not stats.get("seeds"):
         return "—"
     std = stats["seed_std"] if stats["seeds"] > 1 else stats["fold_std"]
-    return f"{pct(stats['mean'])} ± {pct(std)}" if _finite(std) else pct(stats["mean"])
+    mean = metric_value(stats["mean"], name)
+    return f"{mean} ± {metric_value(std, name)}" if _finite(std) else mean
 
 
-def spread_note(stats: Mapping[str, Any]) -> str:
+def spread_note(stats: Mapping[str, Any], name: str = ACCURACY) -> str:
     """What the ``±`` of :func:`spread` is, and the fold std where it is not that."""
     if stats.get("seeds", 0) > 1:
-        folds = f"; folds ± {pct(stats['fold_std'])}" if _finite(stats["fold_std"]) else ""
+        folds = f"; folds ± {metric_value(stats['fold_std'], name)}" if _finite(stats["fold_std"]) else ""
         return f"sd over {stats['seeds']} seeds{folds}"
     return f"sd over {stats['folds']} folds" if _finite(stats.get("fold_std")) else ""
 
 
 def metric_value(value: Any, name: str) -> str:
-    """A metric value: percent for :data:`PERCENT_METRICS`, four significant digits otherwise."""
-    if name in PERCENT_METRICS:
-        return pct(value)
-    return f"{value:.4g}" if _finite(value) else "—"
+    """A metric value as its :class:`~ferbench.specs.MetricSpec` declares (percent, format)."""
+    return _spec(name).format_value(value) if _finite(value) else "—"
 
 
 def metric_pm(stats: Mapping[str, float], name: str) -> str:
@@ -84,7 +94,7 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("ferbench", "templates"), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, pm=pm, spread=spread, spread_note=spread_note, metric_value=metric_value,
-                       metric_pm=metric_pm, when=when)
+                       metric_pm=metric_pm, when=when, percent=percent)
     return env
 
 
@@ -170,11 +180,6 @@ def _chart(name: str, series: Mapping[int, list[tuple[int, float]]], selected: M
             "y_lo": f"{y_lo:.3g}", "y_hi": f"{y_hi:.3g}"}
 
 
-def _metric_names(runs: Iterable[RunView]) -> list[str]:
-    names = {name for run in runs for metrics in run.metrics.values() for name in metrics}
-    return [m for m in PERCENT_METRICS if m in names] + sorted(names - set(PERCENT_METRICS))
-
-
 def _config_rows(config: Any) -> list[tuple[str, str]] | None:
     """The config as (dotted key, JSON value) rows, or None when it is not a mapping."""
     if not isinstance(config, Mapping):
@@ -200,7 +205,8 @@ def _copy_images(store: Store, run: RunView, out_dir: Path) -> list[dict[str, An
 
 def _run_context(store: Store, run: RunView, board: Board | None, out_dir: Path) -> dict[str, Any]:
     selected = {fold: info.get("selected_epoch") for fold, info in run.folds.items()}
-    names = _metric_names([run])
+    recorded = {name for metrics in run.metrics.values() for name in metrics}
+    names = [name for name in metric_names([run]) if name in recorded]
     return {
         "run": run, "board": board, "metric_names": names,
         "metric_stats": {name: mean_std(run.values(name)) for name in names},
@@ -217,8 +223,6 @@ def _run_context(store: Store, run: RunView, board: Board | None, out_dir: Path)
 
 def _option_labels() -> dict[str, Mapping[str, Mapping[Any, str]]]:
     """Option words of the installed datasets (runs of datasets not installed get ``option=value``)."""
-    from .plugins import registry
-
     return {name: spec.option_labels for name, spec in registry().datasets.items()}
 
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from .datafiles import read_yaml
 from .errors import UsageError
-from .metrics import PERCENT_METRICS
+from .settings import RANKED_METRICS
 
 SHIPPED = Path(__file__).with_name("paper_results.yaml")
 VERSION = 1
@@ -103,9 +103,9 @@ def _row(raw: Any, where: str) -> PaperResult:
     _keys(raw, _REQUIRED, _OPTIONAL, where)
     text = {key: _text(raw.get(key, ""), key, where, required=key in _REQUIRED)
             for key in ("method", "preset", "dataset", "protocol", "metric", "source", "table", "variant")}
-    if text["metric"] not in PERCENT_METRICS:
-        raise UsageError(f"{where}: metric {text['metric']!r} is not shown on leaderboards; choose one of: "
-                         f"{', '.join(PERCENT_METRICS)}")
+    if text["metric"] not in RANKED_METRICS:
+        raise UsageError(f"{where}: metric {text['metric']!r} is not a ranked metric (published numbers are compared on those); choose one of: "
+                         f"{', '.join(RANKED_METRICS)}")
     value = raw["value"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
         raise UsageError(f"{where}: value {value!r} must be a number of percent in [0, 100]")

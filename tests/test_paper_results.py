@@ -43,7 +43,7 @@ def test_reproduction_switches_are_valid_ferbench_settings() -> None:
 @pytest.mark.parametrize("change, message", [
     ({"value": "88.9%"}, r"results\[0\] \(vit-baseline on ferplus\): value '88.9%' must be a number"),
     ({"value": 120}, "must be a number of percent in"),
-    ({"metric": "top5"}, "metric 'top5' is not shown on leaderboards; choose one of: accuracy"),
+    ({"metric": "top5"}, "metric 'top5' is not a ranked metric .*; choose one of: accuracy"),
     ({"setting": {"classes": 8, "training": "train"}}, "setting: missing selection"),
     ({"setting": {"classes": "eight", "training": "t", "selection": "s"}}, "setting.classes must be a whole number"),
     ({"config": {"train_on_valid": True}}, "config key 'train_on_valid' must be a dotted ferbench key"),
