@@ -51,3 +51,37 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     assert "Traceback" not in result.stderr + result.stdout
     assert all(fragment in lines[0] for fragment in fragments), lines[0]
     return lines[0]
+
+
+def data_info(classes: tuple[str, ...] | None = None, image_size: int = 32, **fields: Any) -> Any:
+    """A ``DataInfo`` for building a method directly in a unit test (one RGB modality, two epochs)."""
+    import numpy as np
+
+    from ferbench.emotions import BASIC7
+    from ferbench.method import DataInfo
+
+    classes = classes or BASIC7
+    return DataInfo(classes=tuple(classes), modalities=("rgb",), image_size=image_size,
+                    class_counts=np.ones(len(classes)), steps_per_epoch=fields.pop("steps_per_epoch", 4),
+                    epochs=fields.pop("epochs", 2), **fields)
+
+
+def method_config(method: str, preset: str = "tiny", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A method's effective config for ``preset`` with ``--set``-style overrides keyed by dotted path."""
+    from ferbench.config import build_config, method_tree
+    from ferbench.plugins import registry
+
+    reg = registry()
+    spec = reg.method(method)
+    return build_config(method_tree(spec.defaults, spec.presets[preset]), {}, assignments=(overrides or {}).items(),
+                        choices=spec.choices, losses=reg.losses)
+
+
+def hand_context(slots: dict[str, Any], accum: int = 1) -> Any:
+    """A CPU ``StepContext`` without mixed precision, as the engine builds it."""
+    import torch
+
+    from ferbench.method import StepContext
+
+    return StepContext(slots=slots, scaler=torch.amp.GradScaler("cpu", enabled=False), device=torch.device("cpu"),
+                       amp_dtype=None, accum_steps=accum)

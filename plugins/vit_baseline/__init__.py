@@ -8,13 +8,29 @@ monitoring test accuracy would select on the test split. Augmentation follows th
 fine-tuning script (flip, colour jitter 0.25, affine translate 0.1 / scale 1-1.25, random erasing).
 The paper's "SL IN1K" weights are taken as timm's ImageNet-1k-only supervised ViT-B/16
 (``vit_base_patch16_224.augreg_in1k``), not timm's default tag, which is pre-trained on ImageNet-21k.
+
+Initialisations of PF-ViT Tables 2-3 (same recipe, other weights, ViT-B/16 with its [CLS] token):
+
+- ``paper``: supervised ImageNet ("SL IN1K"); as a weights reference
+  ``model.weights=timm:vit_base_patch16_224.augreg_in21k_ft_in1k`` (footnote 2: pre-trained on
+  ImageNet-21k, fine-tuned on ImageNet-1k).
+- ``mae-in1k``: "MAE IN1K", facebookresearch/mae's ImageNet-1k encoder as timm publishes it
+  (``model.weights=timm:vit_base_patch16_224.mae``, adapter ``mae-encoder``, which drops the decoder).
+- ``mae-affectnet``: "MAE AffectNet", the encoder of a ferbench MAE pre-training run:
+  ``ferbench pretrain --method mae --dataset affectnet`` then ``--preset mae-affectnet --set
+  model.weights=run:<id>`` (the ``tiny`` preset takes a ``mae --preset tiny`` run the same way, with
+  ``--set model.weights_adapter=mae-encoder``).
+
+``model.weights`` is a weights reference resolved by the runner (``""``: none); ``model.weights_adapter``
+maps its layout onto timm's ViT. Table 2 fine-tunes without augmentation: add ``--set`` of the
+``data.augment`` keys to 0 for those rows.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from ferbench import hookimpl
-from ferbench.config import OPTIM_CHOICES
+from ferbench.config import OPTIM_CHOICES, deep_merge
 from ferbench.specs import MethodSpec
 
 PAPER = {
@@ -36,8 +52,14 @@ TINY = {
 }
 
 
-#: Merged under both presets: the loss is selectable (``--set loss.name=...``), cross-entropy by default.
-DEFAULTS = {"loss": {"name": "ce"}}
+#: Merged under every preset: the loss is selectable (``--set loss.name=...``), cross-entropy by default;
+#: no weights reference unless a preset names one.
+DEFAULTS = {"loss": {"name": "ce"}, "model": {"weights": "", "weights_adapter": "timm"}}
+
+#: PF-ViT Table 2's MAE initialisations of the same ViT-B/16 (``mae-affectnet`` needs ``model.weights=run:<id>``).
+MAE_IN1K = deep_merge(PAPER, {"model": {"arch": "vit_base_patch16_224", "pretrained": False,
+                                        "weights": "timm:vit_base_patch16_224.mae", "weights_adapter": "mae-encoder"}})
+MAE_AFFECTNET = deep_merge(MAE_IN1K, {"model": {"weights": ""}})
 
 
 @hookimpl
@@ -45,7 +67,7 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="vit-baseline",
         factory="ferbench_plugins.vit_baseline.model:ViTClassifier",
-        presets={"paper": PAPER, "tiny": TINY},
+        presets={"paper": PAPER, "mae-in1k": MAE_IN1K, "mae-affectnet": MAE_AFFECTNET, "tiny": TINY},
         defaults=DEFAULTS,
         description="timm ViT + linear head (supervised ImageNet ViT-B/16 in the paper preset)",
         paper="Li et al., PF-ViT (IEEE TCSS 2024), ViT baselines",
