@@ -40,13 +40,20 @@ class ClassifierMethod(Method):
     def predict(self, batch: Batch) -> torch.Tensor:
         return self.classify(self.features(batch.inputs))
 
+    def extra_slots(self) -> dict[str, OptimizerSlot]:
+        """Optimizers of parts trained apart from the network (e.g. an adversarial discriminator), by slot
+        name; their parameters stay out of the ``model`` slot (default: none)."""
+        return {}
+
     def configure_optimizers(self) -> dict[str, OptimizerSlot]:
         own = self.loss.own_slots()
-        excluded = {id(p) for slot in own.values() for group in slot.optimizer.param_groups for p in group["params"]}
+        extra = self.extra_slots()
+        excluded = {id(p) for slot in (*own.values(), *extra.values())
+                    for group in slot.optimizer.param_groups for p in group["params"]}
         model = optimizer_slot(self, self.config["optim"], self.info.steps_per_epoch, self.info.epochs,
                                exclude=excluded)
         self.loss_slots = tuple(own)
-        return {MODEL_SLOT: model, **own}
+        return {MODEL_SLOT: model, **own, **extra}
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         batch, mix = self.loss.prepare(batch)
