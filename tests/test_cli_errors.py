@@ -15,7 +15,7 @@ def bad_config(tmp_path: Path) -> str:
 
 
 CASES = [
-    (["run", "--method", "nope", "--dataset", "synthfer"], "unknown method 'nope'; installed methods: vit-baseline"),
+    (["run", "--method", "nope", "--dataset", "synthfer"], "unknown method 'nope'; installed methods: "),
     (["run", "--method", "vit-baseline", "--dataset", "nope"], "installed datasets: "),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--set", "train.epochs"], "malformed --set"),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--set", "train.epoch=2"], "unknown config key 'train.epoch'"),
@@ -23,7 +23,7 @@ CASES = [
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--config", "/no/such/file.yaml"], "cannot read config file"),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--config", bad_config], "is not valid YAML"),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--protocol", "loso"], "choose one of: official"),
-    (["run", "-m", "vit-baseline", "-d", "synthfer", "--preset", "huge"], "choose one of: paper, tiny"),
+    (["run", "-m", "vit-baseline", "-d", "synthfer", "--preset", "huge"], "choose one of: paper, "),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--seed", "x"], "'x' is not a valid integer"),
     (["run", "-m", "vit-baseline"], "Missing option '--dataset'"),
     (["runs", "--db", "/no/such/dir/x.duckdb"], "no results database"),
