@@ -109,7 +109,7 @@ def test_export_is_the_mae_layout_and_loads_into_a_timm_vit_by_name() -> None:
     state = tiny_mae().export_state_dict()
     decoder = {k for k in state if k.startswith(("decoder_", "mask_token"))}
     assert {"cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.1.attn.qkv.weight", "norm.weight",
-            "mask_token", "decoder_embed.weight", "decoder_pos_embed", "decoder_blocks.1.mlp.fc2.bias",
+            "mask_token", "decoder_embed.weight", "decoder_pos_embed", "decoder_blocks.0.mlp.fc2.bias",
             "decoder_norm.bias", "decoder_pred.weight"} <= set(state)
     vit = VisionTransformer(img_size=SIZE, patch_size=8, num_classes=7, embed_dim=96, depth=2, num_heads=3,
                             mlp_ratio=2.0)

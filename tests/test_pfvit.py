@@ -122,7 +122,7 @@ def test_shapes_of_every_component() -> None:
 def test_discriminator_and_fusion_start_as_copies() -> None:
     model = tiny_pfvit()
     decoder, disc = model.generator.decoder, model.discriminator
-    assert torch.equal(disc.decoder_blocks[1].attn.qkv.weight, decoder.decoder_blocks[1].attn.qkv.weight)
+    assert torch.equal(disc.decoder_blocks[0].attn.qkv.weight, decoder.decoder_blocks[0].attn.qkv.weight)
     assert torch.equal(disc.patch_embed.proj.weight, model.encoder.patch_embed.proj.weight)
     assert torch.equal(model.generator.fusion.mlp.fc1.weight, decoder.decoder_blocks[0].mlp.fc1.weight)
     assert not torch.equal(tiny_pfvit({"model.fusion_init": "random"}).generator.fusion.mlp.fc1.weight,
