@@ -10,7 +10,7 @@ Image/aligned/*_aligned.jpg) under --workdir, then reports, through the real `ra
 - model: training images/s of the preset's model on those batches (a few batches).
 
     python benchmarks/data_pipeline.py --preset tiny
-    python benchmarks/data_pipeline.py --preset paper --device cuda --set model.pretrained=false
+    python benchmarks/data_pipeline.py --preset paper --device cuda --set model.weights=
 """
 from __future__ import annotations
 
@@ -62,20 +62,19 @@ def main() -> None:
 
     import torch
 
-    from ferbench.config import build_config, parse_assignment
-    from ferbench.engine import select_device
+    from ferbench.config import parse_assignment
+    from ferbench.trainer import select_device
     from ferbench.loader import ArrayBatches, Normalizer
     from ferbench.method import DataInfo, StepContext
     from ferbench.pixelcache import cache_root
     from ferbench.plugins import registry
     from ferbench.specs import load_object
-    from timing import pipeline_images_per_second
+    from timing import effective_config, pipeline_images_per_second
 
     root = write_fixture(Path(args.workdir) / "RAF-DB" / "basic")
     reg = registry()
     method, dataset = reg.method("vit-baseline"), reg.dataset("rafdb")
-    config = build_config(method.presets[args.preset], dataset.options, None,
-                          [parse_assignment(a) for a in args.assignments])
+    config = effective_config("vit-baseline", "rafdb", args.preset, [parse_assignment(a) for a in args.assignments])
     size, batch_size = config["data"]["image_size"], config["train"]["batch_size"]
     device = select_device(args.device)
 
@@ -97,7 +96,8 @@ def main() -> None:
     pipeline = pipeline_images_per_second(batches)
 
     info = DataInfo(classes=data.classes, modalities=("rgb",), image_size=size,
-                    class_counts=np.bincount(data.labels, minlength=7), steps_per_epoch=len(batches), epochs=1)
+                    class_counts=np.bincount(data.labels, minlength=7), steps_per_epoch=len(batches), epochs=1,
+                    normalization={"rgb": (config["data"]["mean"], config["data"]["std"])})
     model = load_object(method.factory)(config, info).to(device)
     slots = model.configure_optimizers()
     amp = config["train"]["amp"] and device.type == "cuda"

@@ -1,7 +1,7 @@
 """Harness overhead: ferbench's engine vs. a bare PyTorch loop on the same model and data.
 
 Trains vit-baseline (tiny preset unless --preset says otherwise) on synthfer through
-``ferbench.engine.train_fold``, then trains the same architecture from the same initial weights with a
+``ferbench.trainer.Trainer``, then trains the same architecture from the same initial weights with a
 hand-written loop over pre-normalised tensors already in memory (the fastest a loop can feed a model),
 and prints images/s of both and their ratio, for training and for evaluation. It also times the data
 pipeline alone (gather + transfer + augmentation, no model).
@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferbench.config import build_config, parse_assignment
-from ferbench.engine import FoldLoaders, select_device, train_fold
+from ferbench.config import parse_assignment
+from ferbench.trainer import Checkpoint, FoldLoaders, Trainer, select_device
 from ferbench.loader import ArrayBatches, Normalizer
 from ferbench.method import DataInfo
 from ferbench.plugins import registry
 from ferbench.specs import load_object
-from timing import pipeline_images_per_second
+from timing import effective_config, pipeline_images_per_second
 
 
 def parse_args() -> argparse.Namespace:
@@ -87,8 +87,8 @@ def main() -> None:
         ("train.epochs", args.epochs), ("dataset.samples", args.samples), ("optim.schedule", "constant"),
         ("data.augment.translate", 0.0), ("data.augment.scale", [1.0, 1.0]), ("data.augment.color_jitter", 0.0),
         ("data.augment.rotate_degrees", 0.0), ("data.augment.random_erasing", 0.0), ("optim.name", "adamw"),
-        ("optim.weight_decay", 0.0), ("model.pretrained", False)]
-    config = build_config(method.presets[args.preset], dataset.options, None, assignments)
+        ("optim.weight_decay", 0.0)]
+    config = effective_config("vit-baseline", "synthfer", args.preset, assignments)
     device = select_device(args.device)
     amp = bool(config["train"]["amp"]) and device.type == "cuda"
     data = load_object(dataset.loader)(None, config["dataset"])
@@ -101,7 +101,7 @@ def main() -> None:
     test = ArrayBatches(arrays, data.labels, rows, config["train"]["eval_batch_size"], device, normalizer)
     info = DataInfo(classes=data.classes, modalities=("rgb",), image_size=size,
                     class_counts=np.bincount(data.labels, minlength=7), steps_per_epoch=len(train),
-                    epochs=args.epochs)
+                    epochs=args.epochs, normalization={"rgb": (config["data"]["mean"], config["data"]["std"])})
 
     torch.manual_seed(0)
     initial = load_object(method.factory)(config, info)
@@ -116,9 +116,10 @@ def main() -> None:
     for _ in range(args.repeats):  # alternate, so that neither side benefits from warmer caches
         with tempfile.TemporaryDirectory() as tmp:
             wall = time.perf_counter()
-            result = train_fold(copy.deepcopy(initial), FoldLoaders(train=train, val=None, test=test,
-                                                                     test_labels=data.labels),
-                                info, config, device, 0, Path(tmp) / "fold.pt", lambda y, p: 0.0, progress=False)
+            loaders = FoldLoaders(train=train, val=None, test=test, test_labels=data.labels)
+            trainer = Trainer(copy.deepcopy(initial), loaders, info, config, device, 0,
+                              Checkpoint(Path(tmp) / "fold.pt"), lambda y, p: 0.0, progress=False)
+            result = trainer.fit()
             harness_total = min(harness_total, time.perf_counter() - wall)
         harness_train = max(harness_train, args.epochs * len(rows) / result.train_seconds)
         harness_eval = max(harness_eval, len(rows) / result.eval_seconds)

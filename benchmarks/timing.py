@@ -8,6 +8,17 @@ import torch
 from ferbench.loader import ArrayBatches
 
 
+def effective_config(method: str, dataset: str, preset: str, assignments: list) -> dict:
+    """The config a ``ferbench run`` of ``method`` on ``dataset`` with ``preset`` and ``--set`` pairs would use."""
+    from ferbench.config import build_config, method_tree
+    from ferbench.plugins import registry
+
+    reg = registry()
+    spec, data = reg.method(method), reg.dataset(dataset)
+    base = method_tree(spec.defaults, spec.presets[preset], spec.dataset_presets.get(preset, {}).get(dataset))
+    return build_config(base, data.options, None, assignments, spec.choices, reg.losses)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so that wall-clock times are honest."""
     if device.type == "cuda":

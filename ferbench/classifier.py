@@ -1,7 +1,8 @@
 """``ClassifierMethod``: the common shape of a classifier whose loss is a registered, selectable loss.
 
-A subclass builds its network and implements :meth:`ClassifierMethod.features` (inputs -> embedding)
-and :meth:`ClassifierMethod.classify` (embedding -> logits). The base class builds ``loss.name`` with
+A subclass builds its network, tells the loss how wide its features are (``self.loss.set_feature_dim``,
+for losses holding class centres or projection heads), and implements :meth:`ClassifierMethod.features`
+(inputs -> embedding) and :meth:`ClassifierMethod.classify` (embedding -> logits). The base class builds ``loss.name`` with
 :func:`ferbench.losses.build_loss`, runs every augmented view through the network in one forward pass,
 hands logits and features to the loss, and optimizes the ``model`` slot plus the loss's own slots. So
 any registered loss (cross-entropy, contrastive, prior label smoothing, centre losses) works with any
@@ -15,7 +16,7 @@ import torch
 
 from .losses import LossInput, build_loss
 from .method import Batch, DataInfo, Method, OptimizerSlot, StepContext
-from .optim import optimizer_slot
+from .optim import optimizer_slot, param_groups
 
 #: Name of the optimizer slot that trains the network (and the loss's parameters without a slot of their own).
 MODEL_SLOT = "model"
@@ -40,6 +41,12 @@ class ClassifierMethod(Method):
     def predict(self, batch: Batch) -> torch.Tensor:
         return self.classify(self.features(batch.inputs))
 
+    def optimizer_groups(self, exclude: set[int]) -> list[dict[str, Any]]:
+        """Parameter groups of the ``model`` slot (all parameters but ``exclude``, with the ``optim``
+        section's weight decay and layer decay); override to give parts their own learning rate."""
+        cfg = self.config["optim"]
+        return param_groups(self, cfg["weight_decay"], cfg["layer_decay"], exclude=exclude)
+
     def extra_slots(self) -> dict[str, OptimizerSlot]:
         """Optimizers of parts trained apart from the network (e.g. an adversarial discriminator), by slot
         name; their parameters stay out of the ``model`` slot (default: none)."""
@@ -48,10 +55,9 @@ class ClassifierMethod(Method):
     def configure_optimizers(self) -> dict[str, OptimizerSlot]:
         own = self.loss.own_slots()
         extra = self.extra_slots()
-        excluded = {id(p) for slot in (*own.values(), *extra.values())
-                    for group in slot.optimizer.param_groups for p in group["params"]}
+        excluded = {id(p) for slot in (*own.values(), *extra.values()) for p in slot.parameters()}
         model = optimizer_slot(self, self.config["optim"], self.info.steps_per_epoch, self.info.epochs,
-                               exclude=excluded)
+                               groups=self.optimizer_groups(excluded))
         self.loss_slots = tuple(own)
         return {MODEL_SLOT: model, **own, **extra}
 

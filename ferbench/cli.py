@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .errors import FerbenchError
+from .weights_cli import weights as weights_group
 
 
 def _echo_err(message: str) -> None:
@@ -25,46 +26,83 @@ def cli() -> None:
     """ferbench: run FER methods under declared protocols and compare them on leaderboards."""
 
 
-@cli.command()
-@click.option("--method", "-m", required=True, help="Method name (see `ferbench methods`).")
-@click.option("--dataset", "-d", required=True, help="Dataset name (see `ferbench datasets`).")
-@click.option("--protocol", "-p", help="Evaluation protocol of the dataset (default: the dataset's).")
-@click.option("--preset", help="Method preset, e.g. tiny or paper (default: the method's, usually paper).")
-@click.option("--config", "config_file", help="YAML file with config overrides (sections model/train/data/...).")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Override one config key, e.g. --set train.epochs=5 (repeatable).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for initialisation, order and augmentation.")
-@click.option("--fold", type=click.IntRange(min=0), help="Run only this fold of the protocol (default: all folds).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--data-root", help="Folder holding the dataset's files (or set FERBENCH_DATA_ROOT).")
-@click.option("--db", help="Results database (default: $FERBENCH_DB or ~/.ferbench/ferbench.duckdb).")
-@click.option("--fresh", is_flag=True, help="Start a new run even if an interrupted identical run can be resumed.")
-@click.option("--progress/--no-progress", default=None, help="Show progress bars (default: when on a terminal).")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of text.")
-def run(method: str, dataset: str, protocol: str | None, preset: str | None, config_file: str | None,
-        assignments: tuple[str, ...], seed: int, fold: int | None, device: str, data_root: str | None,
-        db: str | None, fresh: bool, progress: bool | None, as_json: bool) -> None:
-    """Train and evaluate METHOD on DATASET under a protocol; record everything in the database."""
-    from .config import parse_assignment
-    from .runner import RunRequest
-    from .runner import run as execute
+_RUN_OPTIONS = [
+    click.option("--method", "-m", required=True, help="Method name (see `ferbench methods`)."),
+    click.option("--dataset", "-d", required=True, help="Dataset name (see `ferbench datasets`)."),
+    click.option("--protocol", "-p", help="Evaluation protocol of the dataset (default: the dataset's)."),
+    click.option("--preset", help="Method preset, e.g. tiny or paper (default: the method's, usually paper)."),
+    click.option("--config", "config_file", help="YAML file with config overrides (sections model/train/data/...)."),
+    click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                 help="Override one config key, e.g. --set train.epochs=5 (repeatable)."),
+    click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
+                 help="Seed for initialisation, order and augmentation."),
+    click.option("--fold", type=click.IntRange(min=0), help="Only this fold of the protocol (default: all folds)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--data-root", help="Folder holding the dataset's files (or set FERBENCH_DATA_ROOT)."),
+    click.option("--db", help="Results database (default: $FERBENCH_DB or ~/.ferbench/ferbench.duckdb)."),
+    click.option("--fresh", is_flag=True, help="Start a new run even if an interrupted identical run can be resumed."),
+    click.option("--progress/--no-progress", default=None, help="Show progress bars (default: when on a terminal)."),
+    click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of text."),
+]
 
-    request = RunRequest(method=method, dataset=dataset, protocol=protocol, preset=preset, config_file=config_file,
-                         assignments=[parse_assignment(a) for a in assignments], seed=seed, fold=fold,
-                         device=device, data_root=data_root, db=db, progress=progress, fresh=fresh)
-    if device == "cuda":
+
+def run_options(command: Any) -> Any:
+    """The options shared by ``run``, ``pretrain`` and ``eval``."""
+    for option in reversed(_RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _execute(kind: str, as_json: bool, assignments: tuple[str, ...], **fields: Any) -> None:
+    """Plan and execute a run of ``kind``, then print its summary."""
+    from .config import parse_assignment
+    from .planning import RunRequest
+    from .runner import run as execute
+    from .settings import RunKind
+
+    if fields["device"] == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise FerbenchError("--device cuda was asked for but no CUDA device is available; use --device auto")
+    request = RunRequest(kind=RunKind(kind), assignments=[parse_assignment(a) for a in assignments], **fields)
     summary = execute(request, echo=_echo_err if as_json else click.echo)
     if as_json:
         _print_json(summary)
         return
-    click.echo(f"run {summary['run_id']} completed in {summary['seconds']}s")
+    trained = f", {summary['train_seconds']}s of training over all sessions" if summary["train_seconds"] else ""
+    click.echo(f"{kind} run {summary['run_id']} completed in {summary['seconds']}s{trained}")
     for name, stats in summary["aggregate"].items():
         click.echo(f"  {name:<22} {100 * stats['mean']:6.2f} +- {100 * stats['std']:.2f}  (n={stats['n']})")
+    if kind == "pretrain":
+        click.echo(f"fine-tune from it with --set model.weights=run:{summary['run_id']}")
     click.echo(f"results: {summary['db']}")
+
+
+@cli.command()
+@run_options
+@click.option("--allow-test-images-in-pretraining", is_flag=True,
+              help="Fine-tune from a pre-training run that saw this protocol's test images (the run is marked).")
+def run(as_json: bool, assignments: tuple[str, ...], **fields: Any) -> None:
+    """Train and evaluate METHOD on DATASET under a protocol; record everything in the database."""
+    _execute("train", as_json, assignments, **fields)
+
+
+@cli.command()
+@run_options
+def pretrain(as_json: bool, assignments: tuple[str, ...], **fields: Any) -> None:
+    """Pre-train METHOD (a pre-trainer such as mae) on the training images of each fold of DATASET's
+    protocol, without labels; keeps its weights for `--set model.weights=run:<id>` fine-tunes."""
+    _execute("pretrain", as_json, assignments, **fields)
+
+
+@cli.command("eval")
+@run_options
+@click.option("--weights", required=True, help="Weights to score: run:<id>[/fold-K], hf://..., timm:..., or a file.")
+def evaluate(as_json: bool, assignments: tuple[str, ...], **fields: Any) -> None:
+    """Score WEIGHTS of METHOD on the test part of each fold of DATASET without training (recorded as an
+    evaluation-only run)."""
+    _execute("eval", as_json, assignments, **fields)
 
 
 @cli.command()
@@ -81,6 +119,7 @@ def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool)
         if value:
             where.append(f"r.{column} = ?")
             params.append(value)
+    from .settings import Selection
     rows = Store(db).query(
         "SELECT r.run_id, r.method, r.dataset, r.protocol, r.preset, r.seed, r.status, r.selection_rule, "
         "r.started_at, count(DISTINCT m.fold) AS folds_done, "
@@ -100,7 +139,7 @@ def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool)
     for r in rows:
         acc = "" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}"
         mca = "" if r["mean_class_accuracy"] is None else f"{100 * r['mean_class_accuracy']:.2f}"
-        flag = "*" if r["selection_rule"] == "test" else ""
+        flag = "*" if r["selection_rule"] == Selection.TEST else ""
         click.echo(f"{r['run_id']:<23} {r['method']:<14} {r['dataset'] + '/' + r['protocol']:<24} "
                    f"{r['preset']:<7} {r['seed']:>4} {r['status']:<11} {r['folds_done']:>5} {acc:>6}{flag} {mca:>6}")
 
@@ -178,7 +217,7 @@ def data_check(dataset: str, data_root: str | None, assignments: tuple[str, ...]
     is missing or unreadable."""
     from .config import parse_assignment
     from .datacheck import check
-    from .runner import dataset_options, resolve_data_root
+    from .planning import dataset_options, resolve_data_root
     from .plugins import registry
 
     spec = registry().dataset(dataset)
@@ -214,6 +253,9 @@ def export(db: str | None, out_dir: str, fmt: str) -> None:
 
     for path in Store(db).export(Path(out_dir), fmt):
         click.echo(str(path))
+
+
+cli.add_command(weights_group)
 
 
 def main() -> None:

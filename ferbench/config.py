@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .errors import UsageError
+from .settings import Selection
 
 #: Engine settings every method inherits; a preset overrides what it needs.
 ENGINE_DEFAULTS: dict[str, Any] = {
@@ -26,11 +27,12 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "grad_accum_steps": 1,
         "grad_clip": 0.0,  # max global grad norm; 0 disables clipping
         "amp": True,  # mixed precision, used on CUDA only
-        "selection": "final",  # final | val | test: which epoch's weights are scored
+        "selection": Selection.FINAL.value,  # final | val | test: which epoch's weights are scored
         "selection_metric": "mean_class_accuracy",
         "val_fraction": 0.1,  # carved from the training fold when selection == val
         "balanced_sampling": False,  # inverse class-frequency sampling of training batches
         "log_every": 0,  # batches between progress-bar updates of the loss (0: automatic)
+        "keep_weights": True,  # keep each fold's selected weights as safetensors (``run:<id>`` references)
     },
     "data": {
         "image_size": 224,
@@ -39,19 +41,23 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "depth_mean": [0.5],
         "depth_std": [0.25],
         "fold_statistics": False,  # z-score each modality with its training part's mean/std instead
+        "fold_statistics_foreground": False,  # ... computed on non-black (face) pixels only
         "augment": {
             "hflip": 0.5,
             "rotate_degrees": 0.0,
             "scale": [1.0, 1.0],
             "translate": 0.0,
             "color_jitter": 0.0,
+            "hue": 0.0,  # hue shift drawn from [-x, x] turns of the colour circle (at most 0.5)
+            "jitter_affine_probability": 1.0,  # per sample: jitter + rotate/scale/translate together, or neither
             "random_erasing": 0.0,
+            "erasing_area": [0.02, 0.33],  # the erased rectangle's area, as fractions of the image
         },
     },
 }
 
 ENGINE_CHOICES: dict[str, tuple[Any, ...]] = {
-    "train.selection": ("final", "val", "test"),
+    "train.selection": tuple(str(rule) for rule in Selection),
 }
 
 #: The ``optim`` section every method inherits (read by :mod:`ferbench.optim`); presets state only
@@ -230,13 +236,13 @@ def build_config(base: Mapping[str, Any], dataset_options: Mapping[str, Any],
                  assignments: Iterable[tuple[str, Any]] = (),
                  choices: Mapping[str, tuple[Any, ...]] | None = None,
                  losses: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The effective config: ``base`` (see :func:`method_tree`) < dataset options < config file < ``--set``.
+    """The effective config: dataset option defaults < ``base`` (see :func:`method_tree`) < config file < ``--set``.
 
     When the tree has a ``loss`` section with a ``name`` and ``losses`` (name -> LossSpec) are given, the
     section becomes the chosen loss's options, so ``--set loss.name=X`` brings X's own keys.
     """
     tree = deep_merge(ENGINE_DEFAULTS, base)
-    tree["dataset"] = deep_merge(tree.get("dataset", {}), dataset_options)
+    tree["dataset"] = deep_merge(dataset_options, tree.get("dataset", {}))
     file_overrides = file_overrides or {}
     assignments = list(assignments)
     all_choices = {**ENGINE_CHOICES, **(choices or {})}

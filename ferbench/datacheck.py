@@ -23,6 +23,7 @@ class CheckReport:
     samples: int
     counts: dict[str, dict[str, int]]
     reference: Mapping[str, Mapping[str, int]]
+    reference_for: str = ""  # the option=value whose reference counts these are ("" = the defaults')
     missing: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
@@ -30,11 +31,13 @@ class CheckReport:
         """A JSON-ready form."""
         return {"dataset": self.dataset, "data_root": self.data_root, "samples": self.samples,
                 "counts": self.counts, "reference_counts": {k: dict(v) for k, v in self.reference.items()},
-                "missing": self.missing, "unreadable": self.unreadable}
+                "reference_for": self.reference_for, "missing": self.missing, "unreadable": self.unreadable}
 
     def lines(self) -> list[str]:
         """A human-readable table."""
         out = [f"{self.dataset} at {self.data_root}: {self.samples} labelled samples"]
+        if self.reference_for:
+            out.append(f"official counts for {self.reference_for}")
         out.append(f"{'split':<7} {'class':<11} {'found':>7} {'official':>9} {'diff':>7}")
         for split in sorted(set(self.counts) | set(self.reference), key=_split_key):
             found, reference = self.counts.get(split, {}), self.reference.get(split, {})
@@ -74,9 +77,9 @@ def check(spec: DatasetSpec, data_root: Path | None, options: Mapping[str, Any])
     for part in sorted(set(split.tolist()), key=_split_key):
         labels = np.bincount(data.labels[split == part], minlength=len(data.classes))
         counts[part] = {name: int(n) for name, n in zip(data.classes, labels)}
+    which, reference = spec.reference_for(options)
     report = CheckReport(dataset=spec.name, data_root=str(data_root) if data_root else "(embedded)",
-                         samples=len(data), counts=counts,
-                         reference=spec.reference_counts)
+                         samples=len(data), counts=counts, reference=reference, reference_for=which)
     if data.files is not None:
         files = [Path(f) for f in data.files]
         exists = [f.is_file() for f in files]

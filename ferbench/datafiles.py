@@ -4,7 +4,8 @@ Label files come with CRLF line ends, a byte-order mark, no newline at the end, 
 come as grayscale or palette JPEG/PNG, 16-bit PNG depth maps, and now and then as unreadable files.
 Dataset plugins use these helpers so that every plugin handles the quirks the same way:
 
-- files: :func:`require`, :func:`read_text`, :func:`read_lines`, :func:`read_csv`, :func:`fingerprint`;
+- files: :func:`require`, :func:`read_text`, :func:`read_lines`, :func:`read_csv`, :func:`read_yaml`,
+  :func:`fingerprint`;
 - folders: :func:`image_files`, :func:`subfolders`, :func:`child_folder`, :func:`relative_id`;
 - images: :func:`read_image`, :func:`resize`;
 - loaders' options and messages: :func:`merge_options`, :func:`warn`, :func:`note`.
@@ -119,6 +120,20 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         raise DataError(f"{path} is empty; expected a CSV file with a header row")
     reader.fieldnames = [name.strip() for name in reader.fieldnames]
     return [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; a one-line UsageError names ``what`` (e.g. ``published results``), the
+    file and, for a syntax error, its line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(read_text(path))
+    except DataError as exc:
+        raise UsageError(f"{what}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UsageError(f"{what} {str(path)!r} is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
 
 
 def fingerprint(paths: Iterable[Path], *extra: object) -> str:

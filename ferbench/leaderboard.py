@@ -1,19 +1,16 @@
 """A static HTML leaderboard of the results database.
 
-:func:`render_leaderboard` writes ``index.html`` (dataset protocols x methods), one page per dataset
-protocol ranking its *entries* -- the completed runs of one (method, preset, config hash), pooled over
-seeds -- and one page per run (provenance, config, per-fold metrics, per-class recall, confusion matrix,
-training curves). Pages use relative links only and no JavaScript, so they open straight from disk.
+:func:`render_leaderboard` writes ``index.html`` (boards x methods), one page per board -- the runs
+scored on one test set, ranked (:mod:`ferbench.boards`) -- and one page per run (provenance, config,
+per-fold metrics, per-class recall, confusion matrix, training curves). Published numbers
+(:mod:`ferbench.paper_results`) appear only on boards that hold the paper's setting. Pages use
+relative links only and no JavaScript, so they open straight from disk.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import re
-from collections import defaultdict
-from dataclasses import dataclass, field
-from functools import cached_property
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -22,130 +19,15 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from . import __version__
+from .boards import Board, RunView, build_boards, safe_name
 from .config import flatten
-from .metrics import confusion_matrix, mean_std, per_class_recall
+from .metrics import PERCENT_METRICS, confusion_matrix, mean_std, per_class_recall
+from .paper_results import PaperResult, load_paper_results  # noqa: F401 - the CLI loads the rows from here
+from .settings import RunKind
 from .store import Store
 
-#: Metrics stored as fractions and shown in percent; the ranking shows these, sorted by the first.
-PERCENT_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1")
 FOLD_COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
                 "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d")
-#: ``paper_results[dataset][method]`` (or ``paper_results["dataset/protocol"][method]``): accuracy in percent.
-PaperResults = Mapping[str, Mapping[str, float]]
-
-_PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
-
-
-def safe_name(text: Any) -> str:
-    """A file-name-safe form of ``text``: kept when already plain lowercase, else cleaned and suffixed
-    with a hash so that distinct names never share a file (also on case-insensitive file systems).
-    The result never contains ``--``, which separates dataset and protocol in page names."""
-    text = str(text)
-    if _PLAIN_NAME.fullmatch(text) and "--" not in text and not text.endswith("."):
-        return text
-    cleaned = re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-.")[:60].strip("-.")
-    return f"{cleaned or 'x'}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-
-
-@dataclass
-class RunView:
-    """A ``runs`` row with its folds, per-fold scalar metrics and curves."""
-
-    row: dict[str, Any]
-    folds: dict[int, dict[str, Any]] = field(default_factory=dict)
-    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
-    curves: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
-
-    @property
-    def run_id(self) -> str:
-        return str(self.row["run_id"])
-
-    @property
-    def page(self) -> str:
-        """Path of the run page relative to the site root."""
-        return f"runs/{safe_name(self.run_id)}.html"
-
-    @property
-    def test_selected(self) -> bool:
-        return bool(self.row.get("selected_on_test")) or self.row.get("selection_rule") == "test"
-
-    def values(self, metric: str) -> list[float]:
-        return [m[metric] for _, m in sorted(self.metrics.items()) if metric in m]
-
-
-@dataclass
-class Entry:
-    """Completed runs of one (method, preset, config hash) on one dataset protocol, over seeds."""
-
-    method: str
-    preset: str
-    config_hash: str
-    runs: list[RunView]
-    expected_folds: int | None
-    paper: float | None = None
-
-    @cached_property
-    def stats(self) -> dict[str, dict[str, float]]:
-        """Mean, std and count of each ranked metric over all fold x seed values."""
-        return {name: mean_std(v for run in self.runs for v in run.values(name)) for name in PERCENT_METRICS}
-
-    @property
-    def seeds(self) -> list[Any]:
-        return sorted({run.row.get("seed") for run in self.runs}, key=str)
-
-    @property
-    def n_folds(self) -> int:
-        return len({fold for run in self.runs for fold in run.metrics})
-
-    @property
-    def selection_rules(self) -> str:
-        return ", ".join(sorted({str(run.row.get("selection_rule")) for run in self.runs}))
-
-    @property
-    def test_selected(self) -> bool:
-        return any(run.test_selected for run in self.runs)
-
-    @property
-    def flags(self) -> list[tuple[str, str]]:
-        """(css class, text) badges for anything that makes the entry less comparable."""
-        flags = [("warn", "selected on test")] if self.test_selected else []
-        if self.expected_folds and any(len(run.metrics) < self.expected_folds for run in self.runs):
-            flags.append(("note", f"partial folds (protocol has {self.expected_folds})"))
-        if len({run.row.get("manifest_hash") for run in self.runs}) > 1:
-            flags.append(("note", "mixed split manifests"))
-        if len(self.runs) > len(self.seeds):
-            flags.append(("note", f"{len(self.runs)} runs for {len(self.seeds)} seeds"))
-        return flags
-
-
-@dataclass
-class Board:
-    """Everything recorded on one dataset protocol."""
-
-    dataset: str
-    protocol: str
-    runs: list[RunView]
-    entries: list[Entry]
-    expected_folds: int | None
-
-    @property
-    def page(self) -> str:
-        return f"{safe_name(self.dataset)}--{safe_name(self.protocol)}.html"
-
-    @property
-    def unfinished(self) -> list[RunView]:
-        return [run for run in self.runs if run.row.get("status") != "completed"]
-
-    @property
-    def n_completed(self) -> int:
-        return len(self.runs) - len(self.unfinished)
-
-    def cell(self, method: str) -> dict[str, Any]:
-        """The index cell of ``method``: its best entry (and rank) and its run counts."""
-        ranked = [(rank, e) for rank, e in enumerate(self.entries, 1) if e.method == method]
-        runs = [run for run in self.runs if run.row.get("method") == method]
-        return {"rank": ranked[0][0] if ranked else None, "best": ranked[0][1] if ranked else None,
-                "n_runs": len(runs), "n_completed": sum(run.row.get("status") == "completed" for run in runs)}
 
 
 # --- formatting ------------------------------------------------------------------------------------
@@ -162,6 +44,23 @@ def pct(value: Any) -> str:
 def pm(stats: Mapping[str, float]) -> str:
     """``mean ± std`` of fractions, in percent."""
     return f"{pct(stats['mean'])} ± {pct(stats['std'])}" if stats.get("n") else "—"
+
+
+def spread(stats: Mapping[str, Any]) -> str:
+    """``mean ± std`` of :func:`~ferbench.metrics.seed_fold_stats`, in percent: the std over seeds
+    where there are several seeds, else the std over folds."""
+    if not stats.get("seeds"):
+        return "—"
+    std = stats["seed_std"] if stats["seeds"] > 1 else stats["fold_std"]
+    return f"{pct(stats['mean'])} ± {pct(std)}" if _finite(std) else pct(stats["mean"])
+
+
+def spread_note(stats: Mapping[str, Any]) -> str:
+    """What the ``±`` of :func:`spread` is, and the fold std where it is not that."""
+    if stats.get("seeds", 0) > 1:
+        folds = f"; folds ± {pct(stats['fold_std'])}" if _finite(stats["fold_std"]) else ""
+        return f"sd over {stats['seeds']} seeds{folds}"
+    return f"sd over {stats['folds']} folds" if _finite(stats.get("fold_std")) else ""
 
 
 def metric_value(value: Any, name: str) -> str:
@@ -184,7 +83,8 @@ def when(value: Any) -> str:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("ferbench", "templates"), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, pm=pm, metric_value=metric_value, metric_pm=metric_pm, when=when)
+    env.filters.update(pct=pct, pm=pm, spread=spread, spread_note=spread_note, metric_value=metric_value,
+                       metric_pm=metric_pm, when=when)
     return env
 
 
@@ -205,43 +105,12 @@ def _load_runs(store: Store) -> tuple[list[RunView], dict[str, int]]:
         if row["run_id"] in runs:
             runs[row["run_id"]].curves.setdefault(row["name"], {}).setdefault(row["fold"], []).append(
                 (row["epoch"], row["value"]))
+    for row in store.query("SELECT * FROM artifacts ORDER BY run_id, fold, kind, name"):
+        if row["run_id"] in runs:
+            runs[row["run_id"]].artifacts.append(row)
     fold_counts = {row["manifest_hash"]: row["n"] for row in store.query(
         "SELECT manifest_hash, json_array_length(manifest, '$.folds') AS n FROM manifests")}
     return list(runs.values()), fold_counts
-
-
-def _paper(paper: PaperResults, dataset: str, protocol: str, method: str, preset: str) -> float | None:
-    """The published accuracy a ``paper``-preset entry reproduces (other presets have none)."""
-    if preset != "paper":
-        return None
-    for key in (f"{dataset}/{protocol}", dataset):
-        if key in paper and method in paper[key]:
-            return float(paper[key][method])
-    return None
-
-
-def _ranking_key(entry: Entry) -> tuple[float, str]:
-    mean = entry.stats[PERCENT_METRICS[0]]["mean"]
-    return (-mean if math.isfinite(mean) else math.inf, entry.method)
-
-
-def _boards(runs: list[RunView], fold_counts: Mapping[str, int], paper: PaperResults) -> list[Board]:
-    by_protocol: dict[tuple[str, str], list[RunView]] = defaultdict(list)
-    for run in runs:
-        by_protocol[(str(run.row.get("dataset")), str(run.row.get("protocol")))].append(run)
-    boards = []
-    for (dataset, protocol), members in sorted(by_protocol.items()):
-        expected = max((fold_counts.get(run.row.get("manifest_hash"), 0) for run in members), default=0) or None
-        groups: dict[tuple[str, str, str], list[RunView]] = defaultdict(list)
-        for run in members:
-            if run.row.get("status") == "completed":
-                groups[tuple(str(run.row.get(k)) for k in ("method", "preset", "config_hash"))].append(run)
-        entries = [Entry(method, preset, config_hash, group, expected,
-                         _paper(paper, dataset, protocol, method, preset))
-                   for (method, preset, config_hash), group in groups.items()]
-        boards.append(Board(dataset, protocol, members, sorted(entries, key=_ranking_key), expected))
-    return boards
-
 
 # --- run page details ------------------------------------------------------------------------------
 
@@ -313,7 +182,23 @@ def _config_rows(config: Any) -> list[tuple[str, str]] | None:
     return [(key, json.dumps(value)) for key, value in sorted(flatten(config).items())]
 
 
-def _run_context(store: Store, run: RunView, board: Board) -> dict[str, Any]:
+def _copy_images(store: Store, run: RunView, out_dir: Path) -> list[dict[str, Any]]:
+    """Copy the run's image artifacts into the site; (fold, name, path relative to the run page)."""
+    images = []
+    for artifact in run.artifacts:
+        source = Path(artifact["path"])
+        source = source if source.is_absolute() else store.artifacts_dir / source
+        if artifact["kind"] != "image" or not source.is_file():
+            continue
+        target = out_dir / "runs" / "files" / safe_name(run.run_id) / f"fold-{artifact['fold']}-{safe_name(artifact['name'])}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        images.append({"fold": artifact["fold"], "name": artifact["name"],
+                       "src": str(target.relative_to(out_dir / "runs")), "sha256": artifact["sha256"]})
+    return images
+
+
+def _run_context(store: Store, run: RunView, board: Board | None, out_dir: Path) -> dict[str, Any]:
     selected = {fold: info.get("selected_epoch") for fold, info in run.folds.items()}
     names = _metric_names([run])
     return {
@@ -321,6 +206,7 @@ def _run_context(store: Store, run: RunView, board: Board) -> dict[str, Any]:
         "metric_stats": {name: mean_std(run.values(name)) for name in names},
         "config_rows": _config_rows(run.row.get("config")),
         "tables": _class_tables(store, run),
+        "images": _copy_images(store, run, out_dir),
         "charts": [_chart(name, series, selected) for name, series in sorted(run.curves.items())],
         "fold_colours": [(fold, FOLD_COLOURS[i % len(FOLD_COLOURS)])
                          for i, fold in enumerate(sorted({f for s in run.curves.values() for f in s}))],
@@ -329,39 +215,42 @@ def _run_context(store: Store, run: RunView, board: Board) -> dict[str, Any]:
 
 # --- rendering -------------------------------------------------------------------------------------
 
-def load_paper_results(path: Path | None = None) -> dict[str, dict[str, float]]:
-    """Published accuracies: ``path`` (YAML ``dataset[/protocol]: {method: percent}``), by default
-    the table shipped with ferbench (``ferbench/paper_results.yaml``)."""
-    import yaml
+def _option_labels() -> dict[str, Mapping[str, Mapping[Any, str]]]:
+    """Option words of the installed datasets (runs of datasets not installed get ``option=value``)."""
+    from .plugins import registry
 
-    source = path or Path(__file__).with_name("paper_results.yaml")
-    loaded = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    return {str(key): {str(m): float(v) for m, v in methods.items()} for key, methods in loaded.items()}
+    return {name: spec.option_labels for name, spec in registry().datasets.items()}
 
 
-def render_leaderboard(store: Store, out_dir: Path, paper_results: PaperResults | None = None) -> Path:
+def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[PaperResult] | None = None) -> Path:
     """Write the static leaderboard of ``store`` into ``out_dir``; returns the path of ``index.html``.
 
-    ``paper_results[dataset][method]`` (or keyed ``"dataset/protocol"``) gives published accuracies in
-    percent, shown beside the reproduced ones. A missing database renders an empty index.
+    ``paper_results`` are the published rows (:func:`ferbench.paper_results.load_paper_results`) shown
+    on the boards that hold their setting. A missing database renders an empty index.
     """
     out_dir = Path(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     env = _environment()
     runs, fold_counts = _load_runs(store) if store.path.exists() else ([], {})
-    boards = _boards(runs, fold_counts, paper_results or {})
-    common = {"version": __version__, "db_path": str(store.path), "generated": when(datetime.now().replace(microsecond=0)),
-              "show_paper": bool(paper_results)}
+    pretraining = [run for run in runs if run.kind == RunKind.PRETRAIN]
+    scored = [run for run in runs if run.kind != RunKind.PRETRAIN]
+    boards = build_boards(scored, fold_counts, list(paper_results or ()), _option_labels() if runs else {})
+    common = {"version": __version__, "db_path": str(store.path), "generated": when(datetime.now().replace(microsecond=0))}
 
     def write(template: str, target: str, root: str, **context: Any) -> None:
         html = env.get_template(template).render(root=root, **common, **context)
         (out_dir / target).write_text(html, encoding="utf-8")
 
     (out_dir / "style.css").write_text(env.get_template("style.css").render(), encoding="utf-8")
-    methods = sorted({str(run.row.get("method")) for run in runs})
-    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs))
+    methods = sorted({str(run.row.get("method")) for board in boards for run in board.runs})
+    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs),
+          n_pretraining=len(pretraining))
+    if pretraining:
+        write("pretraining.html", "pretraining.html", "", runs=pretraining)
     for board in boards:
         write("dataset.html", board.page, "", board=board)
         for run in board.runs:
-            write("run.html", run.page, "../", **_run_context(store, run, board))
+            write("run.html", run.page, "../", **_run_context(store, run, board, out_dir))
+    for run in pretraining:
+        write("run.html", run.page, "../", **_run_context(store, run, None, out_dir))
     return out_dir / "index.html"

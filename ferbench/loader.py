@@ -2,7 +2,10 @@
 
 No per-sample Python: each batch is one fancy-index gather, one host-to-device copy and batch-wise
 augmentation on the device. A background thread gathers the next batch while the model computes
-on the current one, so data loading does not starve the model.
+on the current one, so data loading does not starve the model; on the CPU that thread also converts,
+augments and normalises the batch (torch releases the GIL), so the model's thread only computes.
+A method that wants several augmented views of each image gets them from independent draws of the
+same seeded generator, so an epoch replays exactly on resume.
 """
 from __future__ import annotations
 
@@ -42,13 +45,16 @@ class ArrayBatches:
     def __init__(self, arrays: Mapping[str, np.ndarray], labels: np.ndarray, rows: np.ndarray,
                  batch_size: int, device: torch.device, normalizer: Normalizer, *, train: bool = False,
                  augment_cfg: Mapping[str, Any] | None = None, seed: int = 0,
-                 sample_weights: np.ndarray | None = None, soft_labels: np.ndarray | None = None) -> None:
+                 sample_weights: np.ndarray | None = None, soft_labels: np.ndarray | None = None,
+                 views: int = 1) -> None:
         self.arrays, self.labels, self.rows = arrays, labels, np.asarray(rows, dtype=np.int64)
         self.soft_labels = soft_labels
         self.batch_size, self.device, self.normalizer = batch_size, device, normalizer
         self.train, self.augment_cfg, self.seed = train, augment_cfg, seed
         self.sample_weights = sample_weights
+        self.views = views if train else 1
         self.pin = device.type == "cuda"
+        self.prepare_in_background = device.type == "cpu"
 
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
@@ -71,8 +77,9 @@ class ArrayBatches:
             host = {name: x.pin_memory() for name, x in host.items()}
         return host, labels, torch.from_numpy(rows)
 
-    def _host_batches(self, order: np.ndarray) -> Iterator[Any]:
-        """Gather batches in a background thread, at most two ahead."""
+    def _host_batches(self, order: np.ndarray, prepare: Any) -> Iterator[Any]:
+        """Gather batches (and, on the CPU, prepare them with ``prepare``) in a background thread, at
+        most two ahead."""
         slots: queue.Queue[Any] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
@@ -81,7 +88,8 @@ class ArrayBatches:
                 for start in range(0, len(order), self.batch_size):
                     if stop.is_set():
                         return
-                    slots.put(self._gather(order[start:start + self.batch_size]))
+                    item = self._gather(order[start:start + self.batch_size])
+                    slots.put(prepare(*item) if self.prepare_in_background else item)
             except BaseException as exc:  # surfaced in the consumer
                 slots.put(exc)
             slots.put(_STOP)
@@ -101,17 +109,23 @@ class ArrayBatches:
                 except queue.Empty:
                     worker.join(0.01)
 
+    def _view(self, pixels: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One normalised (and, when training with augmentation, augmented) view of a batch's pixels."""
+        if self.train and self.augment_cfg is not None:
+            inputs = {name: x.float().div_(255) for name, x in pixels.items()}
+            return augment(inputs, self.augment_cfg, generator, self.normalizer)
+        return {name: self.normalizer.from_uint8(name, x) for name, x in pixels.items()}
+
     def epoch(self, epoch: int = 0) -> Iterator[Batch]:
         """The batches of one epoch (shuffled and augmented reproducibly from ``(seed, epoch)`` when training)."""
         generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
-        augmenting = self.train and self.augment_cfg is not None
-        for host, labels, rows in self._host_batches(self._order(epoch)):
+
+        def prepare(host: dict[str, torch.Tensor], labels: torch.Tensor, rows: torch.Tensor) -> Batch:
             soft = host.pop("_soft_labels", None)
             pixels = {name: x.to(self.device, non_blocking=True).permute(0, 3, 1, 2) for name, x in host.items()}
-            if augmenting:
-                inputs = {name: x.float().div_(255) for name, x in pixels.items()}
-                inputs = augment(inputs, self.augment_cfg, generator, self.normalizer)
-            else:
-                inputs = {name: self.normalizer.from_uint8(name, x) for name, x in pixels.items()}
-            yield Batch(views=[inputs], labels=labels.to(self.device, non_blocking=True), rows=rows,
-                        soft_labels=None if soft is None else soft.to(self.device, non_blocking=True))
+            return Batch(views=[self._view(pixels, generator) for _ in range(self.views)],
+                         labels=labels.to(self.device, non_blocking=True), rows=rows,
+                         soft_labels=None if soft is None else soft.to(self.device, non_blocking=True))
+
+        for item in self._host_batches(self._order(epoch), prepare):
+            yield item if self.prepare_in_background else prepare(*item)

@@ -56,6 +56,10 @@ class Loss(nn.Module):
         """Parameters that need an optimizer of their own, by slot name (default: none)."""
         return {}
 
+    def set_feature_dim(self, dim: int) -> None:
+        """Told by the method, while it is built, how wide its features are (a loss holding per-class
+        centres or a projection head sizes its parameters here). Default: nothing to size."""
+
     def forward(self, inp: LossInput) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -69,11 +73,7 @@ class CrossEntropy(Loss):
         super().__init__()
         self.label_smoothing = float(options["label_smoothing"])
         self.soft_targets = bool(options["soft_targets"])
-        weights = None
-        if options["class_weights"]:
-            counts = torch.as_tensor(info.class_counts, dtype=torch.float32).clamp(min=1)
-            weights = counts.sum() / (len(counts) * counts)
-        self.register_buffer("weight", weights, persistent=False)
+        self.register_buffer("weight", class_weights(info) if options["class_weights"] else None, persistent=False)
 
     def forward(self, inp: LossInput) -> dict[str, torch.Tensor]:
         use_soft = self.soft_targets and inp.soft_labels is not None
@@ -81,6 +81,12 @@ class CrossEntropy(Loss):
         loss = nn.functional.cross_entropy(inp.logits.float(), target, weight=self.weight,
                                            label_smoothing=self.label_smoothing)
         return {"loss": loss}
+
+
+def class_weights(info: DataInfo) -> torch.Tensor:
+    """w_c = N / (K n_c) from the fold's training counts (a class without samples counts as one)."""
+    counts = torch.as_tensor(info.class_counts, dtype=torch.float32).clamp(min=1)
+    return counts.sum() / (len(counts) * counts)
 
 
 def build_loss(loss_config: Mapping[str, Any], info: DataInfo) -> Loss:

@@ -84,6 +84,10 @@ class OptimizerSlot:
     clip: bool = True
     monitor: str | None = None
 
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Every parameter this slot's optimizer updates."""
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
     def state_dict(self) -> dict[str, Any]:
         """Optimizer and scheduler state, for checkpoints."""
         return {"optimizer": self.optimizer.state_dict(),
@@ -116,27 +120,33 @@ class StepContext:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def optimize(self, loss: torch.Tensor, *names: str) -> None:
-        """Back-propagate ``loss`` and, at the end of an accumulation window, step the named
-        optimizers (all of them when none is named): unscale, clip, step, then step-wise schedulers.
+    def optimize(self, loss: torch.Tensor, *names: str, retain_graph: bool = False) -> None:
+        """Back-propagate ``loss`` into the named optimizers' parameters only (all optimizers when none
+        is named) and, at the end of an accumulation window, step them: unscale, clip, step, then
+        step-wise schedulers.
 
-        Gradients of the named optimizers are cleared before their first backward in each window, so
-        an adversarial method may step its discriminator and its generator in either order.
+        Gradients never leak between optimizer slots: a generator loss that flows through the
+        discriminator leaves the discriminator's gradients untouched, whatever the order of the calls
+        and the accumulation. Each slot's gradients are cleared before its first backward in a window.
+        ``retain_graph`` keeps the graph for a further ``optimize`` call on a loss that shares it.
         """
         chosen = names or tuple(self.slots)
+        unknown = [name for name in chosen if name not in self.slots]
+        if unknown:
+            raise KeyError(f"unknown optimizer slot(s) {unknown}; the method configured {sorted(self.slots)}")
         for name in chosen:
             if name not in self._zeroed:
                 self.slots[name].optimizer.zero_grad(set_to_none=True)
                 self._zeroed.add(name)
-        self.scaler.scale(loss / self.accum_steps).backward()
+        params = [p for name in chosen for p in self.slots[name].parameters() if p.requires_grad]
+        self.scaler.scale(loss / self.accum_steps).backward(inputs=params, retain_graph=retain_graph)
         if not self.update:
             return
         for name in chosen:
             slot = self.slots[name]
             if self.grad_clip > 0 and slot.clip:
                 self.scaler.unscale_(slot.optimizer)
-                params = [p for group in slot.optimizer.param_groups for p in group["params"]]
-                torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+                torch.nn.utils.clip_grad_norm_(list(slot.parameters()), self.grad_clip)
             self.scaler.step(slot.optimizer)
             if slot.scheduler is not None and slot.interval == "step":
                 slot.scheduler.step()
@@ -148,8 +158,9 @@ class StepContext:
 
 class Method(nn.Module):
     """Base class for methods. Subclasses set up modules in ``__init__(config, info)`` and implement
-    :meth:`configure_optimizers` and :meth:`predict`; :meth:`training_step` defaults to cross-entropy
-    on :meth:`predict`'s logits."""
+    :meth:`configure_optimizers` and :meth:`predict` (classifiers); :meth:`training_step` defaults to
+    cross-entropy on :meth:`predict`'s logits. The optional hooks below add per-sample outputs, image
+    grids and a custom export of the kept weights."""
 
     def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
         super().__init__()
@@ -170,3 +181,26 @@ class Method(nn.Module):
             loss = nn.functional.cross_entropy(self.predict(batch), batch.labels)
         ctx.optimize(loss)
         return {"loss": loss.detach()}
+
+    def sample_outputs(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Extra per-sample outputs ``{name: [B, ...]}`` recorded in the final test pass (e.g. attention
+        masks); stored as a run artifact. Default: none."""
+        return {}
+
+    def images(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Named uint8 image grids ``[H, W, 3]`` rendered once per fold from a few held-out images (e.g.
+        original / reconstruction rows); stored as PNG artifacts and shown on the run's page. Default: none."""
+        return {}
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights kept when a fold ends (``run:<id>`` references load them). Default: ``state_dict()``."""
+        return self.state_dict()
+
+    def import_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load what :meth:`export_state_dict` produced (``ferbench eval``). Default: strict ``load_state_dict``."""
+        self.load_state_dict(state)
+
+    def evaluated_parameters(self) -> int:
+        """Parameters used at test time (what the leaderboard reports); a method whose training-only
+        modules (a generator, a discriminator) sit beside the predictor overrides this."""
+        return sum(p.numel() for p in self.parameters())

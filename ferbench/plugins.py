@@ -93,12 +93,6 @@ def registry() -> Registry:
     return reg
 
 
-def reset() -> None:
-    """Forget loaded plugins (tests use it after installing or registering one)."""
-    registry.cache_clear()
-    plugin_manager.cache_clear()
-
-
 def describe_plugins() -> list[dict[str, Any]]:
     """One entry per loaded plugin: name, distribution and version, hooks, and what it provides."""
     pm = plugin_manager()

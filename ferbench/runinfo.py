@@ -21,3 +21,4 @@ class RunInfo:
     folds: tuple[int, ...]
     device: str
     resumed: bool = False
+    kind: str = "train"  # train, eval or pretrain

@@ -60,7 +60,10 @@ class DatasetSpec:
     ``classes`` is the class set under the default options; an option may select another (e.g. six
     classes without surprise): the loaded ``FERData.classes`` is what a run records and scores.
     ``reference_counts`` are the official per-split class counts (for the default options), printed
-    beside the counts found by ``ferbench data check``.
+    beside the counts found by ``ferbench data check``; ``reference_counts_by`` gives other counts where
+    an option changes them (option -> value -> split -> class -> count, e.g. FERPlus's vote source).
+    ``option_labels`` (option -> value -> words, e.g. ``train_on_valid: {True: "train + valid"}``) name
+    option values in leaderboard titles; values without one are shown as ``option=value``.
     """
 
     name: str
@@ -76,6 +79,17 @@ class DatasetSpec:
     homepage: str = ""
     layouts: str = ""  # the on-disk layouts the loader reads, shown in errors and `ferbench datasets`
     reference_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # split -> class -> count
+    reference_counts_by: Mapping[str, Mapping[Any, Mapping[str, Mapping[str, int]]]] = field(default_factory=dict)
+    option_labels: Mapping[str, Mapping[Any, str]] = field(default_factory=dict)
+
+    def reference_for(self, options: Mapping[str, Any]) -> tuple[str, Mapping[str, Mapping[str, int]]]:
+        """``(which, counts)``: the reference counts under ``options`` and the ``option=value`` that
+        selected them (``""`` for the default ``reference_counts``)."""
+        for option, by_value in self.reference_counts_by.items():
+            value = options.get(option, self.options.get(option))
+            if value in by_value:
+                return f"{option}={value}", by_value[value]
+        return "", self.reference_counts
 
 
 #: Kinds of method: a classifier is trained on labels and scored; a pre-trainer learns from images alone

@@ -18,41 +18,64 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .errors import FerbenchError
+from .settings import Status
+from .statedict import file_sha256
 
 DB_ENV = "FERBENCH_DB"
 HOME_ENV = "FERBENCH_HOME"
 LOCK_TIMEOUT_S = 600.0
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, run_key VARCHAR, method VARCHAR, dataset VARCHAR, protocol VARCHAR,
-    preset VARCHAR, seed INTEGER, config JSON, config_hash VARCHAR, manifest_hash VARCHAR,
-    classes JSON, folds JSON, selection_rule VARCHAR, selected_on_test BOOLEAN, val_rule VARCHAR,
-    device VARCHAR, versions JSON, git_commit VARCHAR, host VARCHAR, command VARCHAR,
-    status VARCHAR, error VARCHAR, started_at TIMESTAMP, ended_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS manifests (
-    manifest_hash VARCHAR PRIMARY KEY, dataset VARCHAR, protocol VARCHAR, manifest JSON
-);
-CREATE TABLE IF NOT EXISTS folds (
-    run_id VARCHAR, fold INTEGER, status VARCHAR, selected_epoch INTEGER, selection JSON,
-    n_train INTEGER, n_val INTEGER, n_test INTEGER, train_seconds DOUBLE, eval_seconds DOUBLE,
-    images_per_second DOUBLE, ended_at TIMESTAMP, PRIMARY KEY (run_id, fold)
-);
-CREATE TABLE IF NOT EXISTS fold_metrics (
-    run_id VARCHAR, fold INTEGER, metric VARCHAR, value DOUBLE, PRIMARY KEY (run_id, fold, metric)
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    run_id VARCHAR, fold INTEGER, sample_id VARCHAR, label INTEGER, prediction INTEGER, probs FLOAT[]
-);
-CREATE TABLE IF NOT EXISTS curves (
-    run_id VARCHAR, fold INTEGER, epoch INTEGER, name VARCHAR, value DOUBLE
-);
-"""
-
-TABLES = ("runs", "manifests", "folds", "fold_metrics", "predictions", "curves")
+#: Every table's columns. New columns are appended here and added to older databases on first use
+#: (``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``), so a database written by an older ferbench keeps working.
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "runs": [
+        ("run_id", "VARCHAR PRIMARY KEY"), ("run_key", "VARCHAR"), ("method", "VARCHAR"), ("dataset", "VARCHAR"),
+        ("protocol", "VARCHAR"), ("preset", "VARCHAR"), ("seed", "BIGINT"), ("config", "JSON"),
+        ("config_hash", "VARCHAR"), ("manifest_hash", "VARCHAR"), ("classes", "JSON"), ("folds", "JSON"),
+        ("selection_rule", "VARCHAR"), ("selected_on_test", "BOOLEAN"), ("val_rule", "VARCHAR"),
+        ("device", "VARCHAR"), ("versions", "JSON"), ("git_commit", "VARCHAR"), ("host", "VARCHAR"),
+        ("command", "VARCHAR"), ("status", "VARCHAR"), ("error", "VARCHAR"), ("started_at", "TIMESTAMP"),
+        ("ended_at", "TIMESTAMP"),
+        # what kind of run (train / eval / pretrain), the weights references it resolved, and flags that
+        # make it less comparable (e.g. test images seen during pre-training)
+        ("kind", "VARCHAR DEFAULT 'train'"), ("weights", "JSON"), ("flags", "JSON"), ("parameters", "BIGINT"),
+    ],
+    "manifests": [("manifest_hash", "VARCHAR PRIMARY KEY"), ("dataset", "VARCHAR"), ("protocol", "VARCHAR"),
+                  ("manifest", "JSON")],
+    "folds": [
+        ("run_id", "VARCHAR"), ("fold", "INTEGER"), ("status", "VARCHAR"), ("selected_epoch", "INTEGER"),
+        ("selection", "JSON"), ("n_train", "INTEGER"), ("n_val", "INTEGER"), ("n_test", "INTEGER"),
+        ("train_seconds", "DOUBLE"), ("eval_seconds", "DOUBLE"), ("images_per_second", "DOUBLE"),
+        ("ended_at", "TIMESTAMP"),
+        # the selected epoch's weights, kept as safetensors beside the database (``run:<id>/fold-<k>``)
+        ("weights_path", "VARCHAR"), ("weights_sha256", "VARCHAR"),
+    ],
+    "fold_metrics": [("run_id", "VARCHAR"), ("fold", "INTEGER"), ("metric", "VARCHAR"), ("value", "DOUBLE")],
+    "predictions": [("run_id", "VARCHAR"), ("fold", "INTEGER"), ("sample_id", "VARCHAR"), ("label", "INTEGER"),
+                    ("prediction", "INTEGER"), ("probs", "FLOAT[]")],
+    "curves": [("run_id", "VARCHAR"), ("fold", "INTEGER"), ("epoch", "INTEGER"), ("name", "VARCHAR"),
+               ("value", "DOUBLE")],
+    # files a run produced besides its predictions: image grids, per-sample outputs
+    "artifacts": [("run_id", "VARCHAR"), ("fold", "INTEGER"), ("kind", "VARCHAR"), ("name", "VARCHAR"),
+                  ("path", "VARCHAR"), ("sha256", "VARCHAR"), ("bytes", "BIGINT")],
+    # the images a pre-training run learned from, to refuse fine-tunes whose test images it saw
+    "pretrain_images": [("run_id", "VARCHAR"), ("dataset", "VARCHAR"), ("sample_id", "VARCHAR")],
+}
+PRIMARY_KEYS = {"folds": "run_id, fold", "fold_metrics": "run_id, fold, metric"}
+TABLES = tuple(COLUMNS)
 #: Columns stored as JSON text; :meth:`Store.query` decodes them (also when aliased to these names).
-JSON_COLUMNS = frozenset({"config", "classes", "folds", "versions", "manifest", "selection"})
+JSON_COLUMNS = frozenset(name for columns in COLUMNS.values() for name, kind in columns if kind == "JSON")
+
+
+def _schema_statements() -> list[str]:
+    statements = []
+    for table, columns in COLUMNS.items():
+        body = ", ".join(f"{name} {kind}" for name, kind in columns)
+        key = f", PRIMARY KEY ({PRIMARY_KEYS[table]})" if table in PRIMARY_KEYS else ""
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({body}{key})")
+        statements += [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind.replace(' PRIMARY KEY', '')}"
+                       for name, kind in columns]
+    return statements
 
 
 def home() -> Path:
@@ -70,32 +93,35 @@ class Store:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser() if path else default_db_path()
+        self._schema_ready = False
 
     @property
     def artifacts_dir(self) -> Path:
-        """Where checkpoints of this database's runs live (beside the database file)."""
+        """Where checkpoints, kept weights and image outputs of this database's runs live (beside it)."""
         return self.path.with_suffix("").with_name(self.path.stem + "-artifacts")
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
-        """An open connection inside a transaction, holding the cross-process lock."""
+        """An open connection inside a transaction, holding the cross-process lock (shared for reads,
+        exclusive for writes). Reads open the file read-only, so a database on read-only storage can
+        still be listed, rendered and exported."""
         import duckdb
 
         if read_only and not self.path.exists():
             raise FerbenchError(f"no results database at {self.path}; run `ferbench run` first or pass --db")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")
-        except OSError as exc:
-            raise FerbenchError(f"cannot use database location {self.path}: {exc.strerror or exc}") from None
-        with lock_file:
-            self._acquire(lock_file)
+        if read_only and not self._schema_ready and os.access(self.path, os.W_OK):
+            with self.connect():  # bring an older database's schema up to date once
+                pass
+        with self._locked(exclusive=not read_only):
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.Error as exc:
-                raise FerbenchError(f"cannot open results database {self.path}: {exc}") from None
+                raise FerbenchError(f"cannot open results database {self.path}: {str(exc).splitlines()[0]}") from None
             try:
-                con.execute(SCHEMA)
+                if not read_only and not self._schema_ready:
+                    for statement in _schema_statements():
+                        con.execute(statement)
+                    self._schema_ready = True
                 con.execute("BEGIN TRANSACTION")
                 yield con
                 con.execute("COMMIT")
@@ -105,13 +131,33 @@ class Store:
                 raise
             finally:
                 con.close()
+
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        """Hold the sidecar lock file; a reader of a database in a read-only folder goes without it
+        (nobody can write there either)."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            if exclusive:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = open(lock_path, "a+")
+        except OSError as exc:
+            if not exclusive:
+                yield
+                return
+            raise FerbenchError(f"cannot use database location {self.path}: {exc.strerror or exc}") from None
+        with lock_file:
+            self._acquire(lock_file, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
-    def _acquire(self, lock_file: Any) -> None:
+    def _acquire(self, lock_file: Any, mode: int) -> None:
         deadline = time.monotonic() + LOCK_TIMEOUT_S
         while True:
             try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock_file, mode | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 if time.monotonic() > deadline:
@@ -140,21 +186,22 @@ class Store:
                         [manifest_hash, dataset, protocol, json.dumps(manifest)])
 
     def save_fold(self, run_id: str, fold: int, info: dict[str, Any], sample_ids: Sequence[str],
-                  labels: np.ndarray, probabilities: np.ndarray, curves: list[tuple[int, str, float]]) -> None:
-        """Store one finished fold atomically: its predictions, curves and bookkeeping."""
-        predictions = probabilities.argmax(axis=1)
+                  labels: np.ndarray, probabilities: np.ndarray | None, curves: list[tuple[int, str, float]]) -> None:
+        """Store one finished fold atomically: its predictions (none for a pre-training fold), curves and
+        bookkeeping."""
         with self.connect() as con:
             for table in ("folds", "fold_metrics", "predictions", "curves"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ? AND fold = ?", [run_id, fold])
-            con.execute(
-                "INSERT INTO folds VALUES (?, ?, 'completed', ?, ?, ?, ?, ?, ?, ?, ?, now())",
-                [run_id, fold, info["selected_epoch"], json.dumps(info["selection"]), info["n_train"],
-                 info["n_val"], info["n_test"], info["train_seconds"], info["eval_seconds"],
-                 info["images_per_second"]])
-            con.executemany(
-                "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)",
-                [(run_id, fold, sid, int(y), int(p), prob) for sid, y, p, prob in
-                 zip(sample_ids, labels.tolist(), predictions.tolist(), probabilities.astype(np.float32).tolist())])
+            row = {"run_id": run_id, "fold": fold, "status": Status.COMPLETED.value, **info}
+            row["selection"] = json.dumps(row["selection"])
+            con.execute(f"INSERT INTO folds ({', '.join(row)}, ended_at) VALUES ({', '.join('?' * len(row))}, now())",
+                        list(row.values()))
+            if probabilities is not None:
+                con.executemany(
+                    "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, fold, sid, int(y), int(p), prob) for sid, y, p, prob in
+                     zip(sample_ids, labels.tolist(), probabilities.argmax(axis=1).tolist(),
+                         probabilities.astype(np.float32).tolist())])
             if curves:
                 con.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?)",
                                 [(run_id, fold, epoch, name, float(value)) for epoch, name, value in curves])
@@ -165,6 +212,23 @@ class Store:
             con.execute("DELETE FROM fold_metrics WHERE run_id = ? AND fold = ?", [run_id, fold])
             con.executemany("INSERT INTO fold_metrics VALUES (?, ?, ?, ?)",
                             [(run_id, fold, name, value) for name, value in metrics.items()])
+
+    def save_artifact(self, run_id: str, fold: int, kind: str, name: str, path: Path) -> None:
+        """Record a file a fold produced (an image grid, per-sample outputs) with its hash and size; a file
+        in the artifacts folder is recorded relative to it, so the database and its folder can move together."""
+        with self.connect() as con:
+            con.execute("DELETE FROM artifacts WHERE run_id = ? AND fold = ? AND kind = ? AND name = ?",
+                        [run_id, fold, kind, name])
+            stored = path.relative_to(self.artifacts_dir) if path.is_relative_to(self.artifacts_dir) else path
+            con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [run_id, fold, kind, name, str(stored), file_sha256(path), path.stat().st_size])
+
+    def save_pretrain_images(self, run_id: str, dataset: str, sample_ids: Sequence[str]) -> None:
+        """Record which images a pre-training run learned from (once per run)."""
+        with self.connect() as con:
+            con.execute("DELETE FROM pretrain_images WHERE run_id = ?", [run_id])
+            con.executemany("INSERT INTO pretrain_images VALUES (?, ?, ?)",
+                            [(run_id, dataset, sample_id) for sample_id in sample_ids])
 
     # --- reads --------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

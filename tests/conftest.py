@@ -18,6 +18,16 @@ TINY_RUN = ["--preset", "tiny", "--set", "data.image_size=16", "--set", "model.p
             "--set", "model.depth=2", "--set", "train.epochs=2"]
 
 
+def step_context(slots: dict[str, Any], accum: int = 1, clip: float = 0.0) -> Any:
+    """A CPU :class:`ferbench.method.StepContext` without mixed precision, as the engine builds it."""
+    import torch
+
+    from ferbench.method import StepContext
+
+    return StepContext(slots=slots, scaler=torch.amp.GradScaler("cpu", enabled=False), device=torch.device("cpu"),
+                       amp_dtype=None, grad_clip=clip, accum_steps=accum)
+
+
 @pytest.fixture
 def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment for a ferbench process with its own home and database under ``tmp_path``."""
@@ -26,6 +36,22 @@ def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("FERBENCH_DB", str(home / "results.duckdb"))
     monkeypatch.delenv("FERBENCH_DATA_ROOT", raising=False)
     return dict(os.environ)
+
+
+#: The test-only third-party plugin (a pre-trainer, a classifier, a loss), see tests/toyplugin/.
+TOY_PLUGIN_DIR = Path(__file__).parent / "toyplugin"
+
+
+@pytest.fixture
+def toy_env(fb_env: dict[str, str]) -> dict[str, str]:
+    """``fb_env`` with the toy plugin loaded (``FERBENCH_PLUGINS``)."""
+    path = os.pathsep.join(filter(None, [str(TOY_PLUGIN_DIR), fb_env.get("PYTHONPATH", "")]))
+    return {**fb_env, "PYTHONPATH": path, "FERBENCH_PLUGINS": "toy_plugin"}
+
+
+def run_id_of(result: subprocess.CompletedProcess[str]) -> str:
+    """The run id a ``ferbench run/pretrain/eval --json`` printed."""
+    return json.loads(result.stdout)["run_id"]
 
 
 def ferbench(*args: str, env: dict[str, str] | None = None, check: bool = True,
@@ -77,11 +103,9 @@ def method_config(method: str, preset: str = "tiny", overrides: dict[str, Any] |
                         choices=spec.choices, losses=reg.losses)
 
 
-def hand_context(slots: dict[str, Any], accum: int = 1) -> Any:
-    """A CPU ``StepContext`` without mixed precision, as the engine builds it."""
-    import torch
+def weights_file(state: dict[str, Any], path: Path) -> Any:
+    """``state`` saved as safetensors at ``path`` and resolved as the runner resolves a weights reference."""
+    from ferbench.weights import resolve, save_state_dict
 
-    from ferbench.method import StepContext
-
-    return StepContext(slots=slots, scaler=torch.amp.GradScaler("cpu", enabled=False), device=torch.device("cpu"),
-                       amp_dtype=None, accum_steps=accum)
+    save_state_dict(state, path)
+    return resolve(str(path))

@@ -38,7 +38,7 @@ def test_one_line_error(args: list, message: str, fb_env: dict[str, str], tmp_pa
 
 def test_missing_data_root_names_the_option(fb_env: dict[str, str], tmp_path: Path) -> None:
     from ferbench.errors import UsageError
-    from ferbench.runner import RunRequest, plan_run
+    from ferbench.planning import RunRequest, plan_run
     from ferbench.specs import DatasetSpec, ProtocolSpec
     from ferbench.plugins import registry
 

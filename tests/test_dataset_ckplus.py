@@ -39,6 +39,10 @@ def sequence_code(index: int) -> int:
     return 1 + index % 7  # cycles through anger .. surprise
 
 
+#: Subjects whose only labelled sequence is contempt: S010, S045, S080 (absent from ``ckplus``).
+CONTEMPT_ONLY = {s for i, s in enumerate(SUBJECTS) if CK_NAMES[sequence_code(i)] == "contempt"}
+
+
 @pytest.fixture
 def ck_root(tmp_path: Path) -> Path:
     """21 subjects with one labelled sequence of 5 frames each (codes cycling 1-7), plus an unlabelled
@@ -241,9 +245,21 @@ def test_emotion_fan_folds_give_every_tenth_subject(ck_root: Path) -> None:
     from ferbench.protocols import build_manifest
 
     data = load7(ck_root, DEFAULTS)
-    ranked = sorted(set(data.subjects.tolist()))
+    ranked = sorted(set(load8(ck_root, DEFAULTS).subjects.tolist()))  # every subject with a labelled sequence
     spec = registry().dataset("ckplus").protocols["emotion-fan-10fold"]
     manifest = build_manifest(data, "ckplus", spec)
     for k, fold in enumerate(manifest.folds):
-        assert set(data.subjects[fold.test].tolist()) == set(ranked[k::10])
+        assert set(data.subjects[fold.test].tolist()) == set(ranked[k::10]) - CONTEMPT_ONLY
         assert not set(data.subjects[fold.test].tolist()) & set(data.subjects[fold.train].tolist())
+
+
+def test_emotion_fan_fold_of_a_subject_is_the_same_on_ckplus_and_ckplus8(ck_root: Path) -> None:
+    """Subjects are ranked before contempt is left out: ranking after the filter would drop the
+    contempt-only S010 and move S015 (rank 2 of ckplus8) to fold 1 on ckplus."""
+    seven, eight = load7(ck_root, DEFAULTS), load8(ck_root, DEFAULTS)
+    fold_of = {data.classes: dict(zip(data.subjects.tolist(), data.fold.tolist())) for data in (seven, eight)}
+    assert CONTEMPT_ONLY == {"S010", "S045", "S080"} and CONTEMPT_ONLY <= set(fold_of[eight.classes])
+    assert CONTEMPT_ONLY.isdisjoint(fold_of[seven.classes])
+    assert fold_of[eight.classes]["S015"] == 2 and fold_of[seven.classes]["S015"] == 2
+    assert all(fold_of[eight.classes][subject] == k for subject, k in fold_of[seven.classes].items())
+    assert sorted(fold_of[eight.classes], key=fold_of[eight.classes].get)[:3] == ["S005", "S055", "S105"]

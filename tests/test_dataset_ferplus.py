@@ -50,6 +50,7 @@ SOFT = {"a": {N: 4 / 7, AN: 3 / 7}, "c": {N: 0.5, H: 0.5}, "d": {N: 1.0}, "h": {
 PARTS = {"Training": "bdghiklopacefjmnqr", "PublicTest": "bioar", "PrivateTest": "bdklpcgo"}
 FOLDER = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
 SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+NATIVE_VOTES = {"csv": "fer2013new.csv", "folders": "label.csv"}  # each layout's own vote file
 BROKEN = ("PrivateTest", "o")  # a malformed pixel string (csv) / a garbage PNG (folders)
 NO_BOX = ("PublicTest", "i")  # a label.csv row without the face-box field
 
@@ -160,7 +161,7 @@ def test_vote_rules_follow_microsoft_reader(mode: str) -> None:
 @pytest.mark.parametrize("layout", ["csv", "folders"])
 def test_layouts_parse_to_the_official_split(tmp_path: Path, layout: str, capsys) -> None:
     root = write_csv_layout(tmp_path) if layout == "csv" else write_folders_layout(tmp_path)
-    data = load(root, {})
+    data = load(root, {"votes": NATIVE_VOTES[layout]})
     assert tuple(data.classes) == BASIC8 and data.soft_labels is None
     assert counts(data) == expected("majority")
     assert data.ids[0] == "FER2013Train/fer0000000.png"
@@ -169,7 +170,7 @@ def test_layouts_parse_to_the_official_split(tmp_path: Path, layout: str, capsys
     err = capsys.readouterr().err
     assert "1 duplicated name(s)" in err
     unnamed = 3 if layout == "csv" else 0
-    assert f"({layout} layout, majority labels, 8 classes): kept 21 of" in err
+    assert f"({layout} layout, votes of {NATIVE_VOTES[layout]}, majority labels, 8 classes): kept 21 of" in err
     assert f"dropped {unnamed} without an image name" in err
     if layout == "folders":
         assert all(Path(f).is_file() for f in data.files)
@@ -178,7 +179,7 @@ def test_layouts_parse_to_the_official_split(tmp_path: Path, layout: str, capsys
 
 
 def test_both_layouts_give_the_same_pixels_and_manifest(tmp_path: Path, fb_env: dict[str, str]) -> None:
-    from_csv = load(write_csv_layout(tmp_path / "csv", kaggle_folder=True), {})
+    from_csv = load(write_csv_layout(tmp_path / "csv", kaggle_folder=True), {"votes": "fer2013new.csv"})
     write_folders_layout(tmp_path / "png" / "data")
     from_png = load(tmp_path / "png", {})  # a clone of the FERPlus repository keeps the folders in data/
     assert list(from_csv.ids) == list(from_png.ids)
@@ -195,7 +196,7 @@ def test_both_layouts_give_the_same_pixels_and_manifest(tmp_path: Path, fb_env: 
     assert manifest.hash == build_manifest(from_png, "ferplus", spec).hash
     (fold,) = manifest.folds
     assert (len(fold.train), len(fold.val), len(fold.test)) == (10, 4, 6) and broken not in fold.test
-    again = load(tmp_path / "csv", {})
+    again = load(tmp_path / "csv", {"votes": "fer2013new.csv"})
     again.pixels(48)  # cached: the pixel strings are not needed again
     assert build_manifest(again, "ferplus", spec).hash == manifest.hash
     small = from_csv.pixels(24)  # a new size after the strings were released: fer2013.csv is read again
@@ -279,7 +280,7 @@ def test_data_check_cli(tmp_path: Path, fb_env: dict[str, str]) -> None:
                           env=fb_env)
     assert list(seven["counts"]["train"]) == list(BASIC7)
     from_csv = ferbench("data", "check", "-d", "ferplus", "--data-root", str(write_csv_layout(tmp_path / "csv")),
-                        "--json", env=fb_env)
+                        "--set", "dataset.votes=fer2013new.csv", "--json", env=fb_env)
     assert json.loads(from_csv.stdout)["counts"] == expected("majority")
     assert "1 pixel string(s)" in from_csv.stderr and "dropped 3 without an image name, 1 duplicated" in from_csv.stderr
     (root / "FER2013Valid" / "label.csv").unlink()
@@ -290,14 +291,51 @@ def test_data_check_cli(tmp_path: Path, fb_env: dict[str, str]) -> None:
 @pytest.mark.parametrize("layout", ["folders", "csv"])
 def test_end_to_end_run(tmp_path: Path, fb_env: dict[str, str], layout: str) -> None:
     root = write_folders_layout(tmp_path / "fp") if layout == "folders" else write_csv_layout(tmp_path / "fp")
-    extra = [] if layout == "folders" else ["--set", "dataset.label_mode=probability",
-                                            "--set", "loss.soft_targets=true"]
+    extra = [] if layout == "folders" else ["--set", "dataset.label_mode=probability", "--set", "loss.soft_targets=true",
+                                            "--set", "dataset.votes=fer2013new.csv"]
     summary = ferbench_json("run", "-m", "vit-baseline", "-d", "ferplus", "--data-root", str(root), *TINY_RUN,
                             *extra, env=fb_env)
     assert list(summary["folds"]) == ["0"] and 0 <= summary["folds"]["0"]["accuracy"] <= 1
     store = Store(fb_env["FERBENCH_DB"])
-    (run,) = store.query("SELECT status, classes FROM runs")
+    (run,) = store.query("SELECT status, classes, config FROM runs")
     assert run["status"] == "completed" and list(run["classes"]) == list(BASIC8)
+    assert run["config"]["dataset"]["votes"] == NATIVE_VOTES[layout]  # the vote source is recorded
     train = sum(expected("probability" if extra else "majority")["train"].values())
     (fold,) = store.query("SELECT n_train, n_val, n_test FROM folds")
     assert fold == {"n_train": train, "n_val": 4, "n_test": 6}
+
+
+def name_of(usage: str, pattern: str) -> str:
+    return next(n for u, n, p in rows() if (u, p) == (usage, pattern))
+
+
+def test_vote_sources_differ_and_each_has_its_own_counts(tmp_path: Path, fb_env: dict[str, str]) -> None:
+    """A clone of Microsoft's repository (fer2013new.csv beside data/FER2013*/) plus fer2013.csv, where
+    one test image has other votes in label.csv (anger) than in fer2013new.csv (happiness)."""
+    root = write_csv_layout(tmp_path / "clone")
+    write_folders_layout(root / "data")
+    label_file = root / "data" / "FER2013Test" / "label.csv"
+    happy = ",".join(map(str, PATTERNS["b"][0]))
+    line = next(x for x in label_file.read_text().splitlines() if x.startswith(name_of("PrivateTest", "b")))
+    label_file.write_text(label_file.read_text().replace(line, line.replace(happy, ",".join(map(str, PATTERNS["o"][0])))),
+                          newline="")
+    want = {"fer2013new.csv": expected("majority"), "label.csv": expected("majority")}
+    want["label.csv"]["test"] = {**want["label.csv"]["test"], H: want["label.csv"]["test"][H] - 1,
+                                 AN: want["label.csv"]["test"][AN] + 1}
+    for layout in ("folders", "csv"):  # either vote file with either image source
+        for votes, counted in want.items():
+            data = load(root, {"layout": layout, "votes": votes})
+            assert counts(data) == counted, (layout, votes)
+    spec = registry().dataset("ferplus")
+    default, counted = spec.reference_for({})
+    assert default == "votes=label.csv" and sum(counted["test"].values()) == 3137  # datasets.md §3.5
+    which, reference = spec.reference_for({"votes": "fer2013new.csv"})
+    assert which == "votes=fer2013new.csv" and sum(reference["test"].values()) == 3153
+    assert [sum(reference[part].values()) for part in ("train", "val")] == [25057, 3199]
+    report = ferbench_json("data", "check", "-d", "ferplus", "--data-root", str(root), "--set",
+                           "dataset.votes=fer2013new.csv", env=fb_env)
+    assert report["reference_for"] == "votes=fer2013new.csv" and report["reference_counts"] == reference
+    assert report["counts"] == want["fer2013new.csv"]
+    only_csv = write_csv_layout(tmp_path / "kaggle")
+    failed = ferbench("data", "check", "-d", "ferplus", "--data-root", str(only_csv), env=fb_env, check=False)
+    assert_one_line_error(failed, "dataset.votes=label.csv needs", "dataset.votes=fer2013new.csv")

@@ -57,11 +57,14 @@ def garbage(path: Path) -> None:
     path.write_bytes(b"this is not an image \x00\x01\x02")
 
 
-def write_bnt(path: Path, z: np.ndarray, zmin: float = -1e9, name: str = "scan.png") -> None:
-    """A .bnt range scan (grid ``z`` given top row first; the file stores rows bottom-up)."""
+def write_bnt(path: Path, z: np.ndarray, zmin: float = -1e9, name: str = "scan.png",
+              uv: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """A .bnt range scan (grid ``z`` and texture coordinates ``uv`` given top row first; the file stores
+    rows bottom-up). By default the grid spans its whole image: u = (col + 1/2) / ncols, v = (row + 1/2) / nrows."""
     nrows, ncols = z.shape
     yy, xx = np.mgrid[:nrows, :ncols].astype(np.float64)
-    planes = [xx, -yy, z, xx / ncols, 1 - yy / nrows]
+    u, v = uv if uv is not None else ((xx + 0.5) / ncols, (yy + 0.5) / nrows)
+    planes = [xx, -yy, z, u, v]
     body = b"".join(np.ascontiguousarray(plane[::-1]).astype("<f8").tobytes() for plane in planes)
     header = struct.pack("<HHdH", nrows, ncols, zmin, len(name)) + name.encode() + struct.pack("<I", 5 * z.size)
     path.parent.mkdir(parents=True, exist_ok=True)

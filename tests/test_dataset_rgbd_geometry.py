@@ -1,5 +1,5 @@
 """RGB-D geometry: the VRML reader and z-buffer rasteriser behind `ferbench bu3dfe-depth`, and the
-Bosphorus .bnt reader and depth rendering, on tiny synthetic meshes and scans."""
+Bosphorus .bnt reader, depth rendering and the RGB crop aligned with it, on tiny synthetic meshes and scans."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import ferbench
-from ferbench_plugins.rgbd import bnt, bu3dfe
+from ferbench_plugins.rgbd import bnt, bosphorus, bu3dfe
 from ferbench_plugins.rgbd.meshdepth import encode, parse_vrml, rasterize
 from test_dataset_rgbd import dome, rgb, write_bnt
 
@@ -119,3 +119,53 @@ def test_bnt_reader_flips_rows_and_marks_background(tmp_path: Path) -> None:
     (tmp_path / "short.bnt").write_bytes((tmp_path / "deep.bnt").read_bytes()[:-8])
     with pytest.raises(ValueError, match="truncated"):
         bnt.read_bnt(tmp_path / "short.bnt")
+
+
+def marked_scan(flip_v: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A 30 x 24 scan with a spike (its nearest point) at grid (10, 7), placed in a 200 x 160 image at
+    pixel x = 80 + 3 col, y = 90 + 3 row (y mirrored with ``flip_v``, as if v counted from the bottom),
+    and that image with a red dot where the spike is."""
+    nrows, ncols, height, width = 30, 24, 200, 160
+    z = dome(nrows, ncols)
+    z[:3], z[-2:], z[:, :2] = -1e9, -1e9, -1e9
+    z[10, 7] = 150.0
+    yy, xx = np.mgrid[:nrows, :ncols]
+    row_pixel = (lambda r: height - 1 - (90 + 3 * r)) if flip_v else (lambda r: 90 + 3 * r)
+    uv = ((80 + 3 * xx + 0.5) / width, (row_pixel(yy) + 0.5) / height)  # grid points at pixel centres
+    image = np.full((height, width, 3), 90, dtype=np.uint8)
+    y, x = row_pixel(10), 80 + 3 * 7
+    image[y - 2:y + 3, x - 2:x + 3] = (255, 0, 0)
+    return z, image, uv
+
+
+def peak(image: np.ndarray) -> np.ndarray:
+    """Where an image is highest, as a fraction of its (square) side, measured at pixel centres."""
+    at = np.array(np.unravel_index(np.argmax(image), image.shape[:2]), dtype=np.float64)
+    return (at + 0.5) / image.shape[0]
+
+
+@pytest.mark.parametrize("flip_v", [False, True])
+def test_bosphorus_rgb_crop_is_pixel_aligned_with_the_depth_image(tmp_path: Path, flip_v: bool) -> None:
+    z, image, uv = marked_scan(flip_v)
+    write_bnt(tmp_path / "bs000_E_HAPPY_0.bnt", z, uv=uv)
+    scan = bnt.read_bnt(tmp_path / "bs000_E_HAPPY_0.bnt")
+    depth = bnt.render(scan)
+    crop = bnt.crop_to_depth(image, scan)
+    assert depth.shape == (25, 25) and crop.shape[0] == crop.shape[1] > 25  # at the image's own resolution
+    assert np.abs(peak(depth) - peak(crop[..., 0].astype(int) - crop[..., 1])).max() < 1 / 25
+    no_texture = bnt.RangeScan(scan.zmin, scan.image_name, scan.x, scan.y, scan.z, scan.u * np.nan, scan.v)
+    with pytest.raises(ValueError, match="texture coordinates"):
+        bnt.crop_to_depth(image, no_texture)
+
+
+def test_bosphorus_loader_aligns_rgb_with_depth_unless_told_not_to(tmp_path: Path, fb_env: dict[str, str]) -> None:
+    z, image, uv = marked_scan()
+    for scan in ("E_HAPPY_0", "N_N_0"):
+        write_bnt(tmp_path / "bs000" / f"bs000_{scan}.bnt", z, uv=uv)
+        Image.fromarray(image).save(tmp_path / "bs000" / f"bs000_{scan}.png")
+    aligned = bosphorus.load(tmp_path, {}).pixels(32).arrays
+    whole = bosphorus.load(tmp_path, {"crop_rgb": False}).pixels(32).arrays
+    red = [arrays["rgb"][0, ..., 0].astype(int) - arrays["rgb"][0, ..., 1] for arrays in (aligned, whole)]
+    depth = aligned["depth"][0, ..., 0]
+    assert np.abs(peak(depth) - peak(red[0])).max() <= 1 / 32
+    assert np.abs(peak(depth) - peak(red[1])).max() > 3 / 32

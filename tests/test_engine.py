@@ -33,6 +33,51 @@ def test_adversarial_steps_do_not_leak_gradients_between_optimizers() -> None:
     assert torch.allclose(critic.weight, expected, atol=1e-6)
 
 
+def _adversarial_losses(generator: nn.Module, critic: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(generator loss, critic loss) of a toy GAN step; the generator's loss flows through the critic."""
+    fake = generator(x)
+    return -critic(fake).mean(), critic(fake.detach()).mean() - critic(x).mean()
+
+
+def _reference_adversarial(generator: nn.Module, critic: nn.Module, batches: list[torch.Tensor], accum: int) -> None:
+    """The same training written by hand: each loss differentiated only w.r.t. its own model."""
+    sums: dict[nn.Parameter, torch.Tensor] = {}
+    for index, x in enumerate(batches):
+        g_loss, d_loss = _adversarial_losses(generator, critic, x)
+        for loss, model in ((g_loss, generator), (d_loss, critic)):
+            params = list(model.parameters())
+            for param, grad in zip(params, torch.autograd.grad(loss / accum, params)):
+                sums[param] = sums.get(param, 0) + grad
+        if (index + 1) % accum == 0:
+            with torch.no_grad():
+                for param, grad in sums.items():
+                    param -= 0.1 * grad
+            sums.clear()
+
+
+@pytest.mark.parametrize("accum", [1, 2, 4])
+def test_two_slot_adversarial_training_matches_a_hand_written_loop(accum: int) -> None:
+    torch.manual_seed(0)
+    batches = [torch.randn(8, 4) for _ in range(8)]
+    nets = [(nn.Linear(4, 4), nn.Linear(4, 1)) for _ in range(2)]
+    for mine, ref in zip(nets[0], nets[1]):
+        ref.load_state_dict(mine.state_dict())
+    generator, critic = nets[0]
+    ctx = context({"g": OptimizerSlot(torch.optim.SGD(generator.parameters(), lr=0.1)),
+                   "d": OptimizerSlot(torch.optim.SGD(critic.parameters(), lr=0.1))}, accum=accum)
+    for index, x in enumerate(batches):
+        ctx.update = (index + 1) % accum == 0
+        g_loss, d_loss = _adversarial_losses(generator, critic, x)
+        ctx.optimize(g_loss, "g")  # generator first: the order in which gradients used to leak
+        ctx.optimize(d_loss, "d")
+        if ctx.update:
+            ctx.end_window()
+    _reference_adversarial(*nets[1], batches, accum)
+    for mine, ref in zip(nets[0], nets[1]):
+        for a, b in zip(mine.parameters(), ref.parameters()):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_gradient_accumulation_matches_one_big_batch() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(16, 5), torch.randn(16, 1)
@@ -85,3 +130,37 @@ def test_loader_covers_rows_once_in_seeded_order() -> None:
     batch = next(iter(ArrayBatches({"rgb": images}, labels, rows, 6, torch.device("cpu"), norm).epoch()))
     assert torch.allclose(batch.rgb[0], torch.from_numpy(images[1]).permute(2, 0, 1).float() / 255)
     assert batch.labels.tolist() == labels[rows].tolist()
+
+
+def test_layer_decay_finds_the_vit_blocks_when_the_vit_is_wrapped() -> None:
+    import timm
+
+    from ferbench.optim import param_groups
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.resizer = nn.Conv2d(3, 3, 3, padding=1)
+            self.backbone = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=3,
+                                              embed_dim=24, num_heads=2, num_classes=4)
+
+    model = Wrapped()
+    groups = param_groups(model, weight_decay=0.05, layer_decay=0.5)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert scale[id(named["backbone.pos_embed"])] == 0.5 ** 4  # layer 0 of 3 blocks + top
+    assert scale[id(named["backbone.blocks.0.attn.qkv.weight"])] == 0.5 ** 3
+    assert scale[id(named["backbone.blocks.2.mlp.fc1.weight"])] == 0.5 ** 1
+    assert scale[id(named["backbone.head.weight"])] == scale[id(named["resizer.weight"])] == 1.0
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert id(named["backbone.pos_embed"]) in no_decay and id(named["backbone.cls_token"]) in no_decay
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_b0", "swin_tiny_patch4_window7_224"])
+def test_create_backbone_builds_any_timm_architecture_with_other_input_channels(arch: str) -> None:
+    from ferbench_plugins.common.backbones import create_backbone
+
+    kwargs = {"img_size": 32, "embed_dim": 24, "depths": (1, 1), "num_heads": (1, 2), "window_size": 4} \
+        if arch.startswith("swin") else {}
+    model = create_backbone(arch, 5, in_chans=1, **kwargs)
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 5)

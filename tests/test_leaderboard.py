@@ -5,6 +5,8 @@ Run this file directly (``python tests/test_leaderboard.py [out_dir]``) to rende
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import statistics
 import sys
@@ -18,7 +20,9 @@ import numpy as np
 import pytest
 
 from ferbench import metrics
-from ferbench.leaderboard import Entry, RunView, render_leaderboard, safe_name
+from ferbench.boards import Entry, RunView, safe_name
+from ferbench.leaderboard import render_leaderboard
+from ferbench.paper_results import PaperResult, PaperSetting
 from ferbench.store import Store
 
 CLASSES = ["happy", "sad", "angry"]
@@ -37,12 +41,14 @@ EPOCHS = 6
 
 def _insert_run(store: Store, run_id: str, method: str, seed: int, status: str, selection: str,
                 dataset: str = DATASET, protocol: str = PROTOCOL, classes: list[str] = CLASSES,
-                config_extra: dict | None = None, error: str | None = None) -> None:
+                config_extra: dict | None = None, error: str | None = None, manifest: str | None = None) -> None:
+    extra = f"-{hashlib.sha1(json.dumps(config_extra, sort_keys=True).encode()).hexdigest()[:6]}" if config_extra else ""
     store.insert_run({
         "run_id": run_id, "run_key": f"key-{run_id}", "method": method, "dataset": dataset, "protocol": protocol,
         "preset": "paper", "seed": seed,
         "config": {"train": {"epochs": EPOCHS, "selection": selection, "lr": 0.001}, **(config_extra or {})},
-        "config_hash": f"cfg-{method}-{selection}", "manifest_hash": f"man-{dataset}", "classes": classes,
+        "config_hash": f"cfg-{method}-{selection}{extra}", "manifest_hash": manifest or f"man-{dataset}",
+        "classes": classes,
         "folds": [0, 1], "selection_rule": selection, "selected_on_test": selection == "test",
         "val_rule": "stratified 10% of train" if selection == "val" else "none", "device": "cpu",
         "versions": {"ferbench": "0.1.0", "torch": "2.3.0"}, "git_commit": "abc1234", "host": "testhost",
@@ -114,6 +120,26 @@ def _entry_values(method: str, score) -> list[float]:
     return [score(LABELS[f], PREDICTIONS[(method, s)][f]) for s in (0, 1) for f in (0, 1)]
 
 
+def _seed_means(method: str, score) -> list[float]:
+    """Each seed's fold-averaged score."""
+    return [statistics.mean(score(LABELS[f], PREDICTIONS[(method, s)][f]) for f in (0, 1)) for s in (0, 1)]
+
+
+def _fold_std(method: str, score) -> float:
+    """The seeds' mean std over folds."""
+    return statistics.mean(statistics.stdev(score(LABELS[f], PREDICTIONS[(method, s)][f]) for f in (0, 1))
+                           for s in (0, 1))
+
+
+def paper_row(method: str, value: float, classes: int = 3, dataset: str = DATASET, protocol: str = PROTOCOL,
+              **config: object) -> PaperResult:
+    """A published row; ``config`` as dotted keys with ``__`` for ``.`` (``train__selection="val"``)."""
+    return PaperResult(method=method, preset="paper", dataset=dataset, protocol=protocol,
+                       setting=PaperSetting(classes, "train", "best epoch on test"), metric="accuracy", value=value,
+                       source="A paper", table="Table 1",
+                       config={key.replace("__", "."): v for key, v in config.items()})
+
+
 # --- HTML inspection -------------------------------------------------------------------------------
 
 class _Page(HTMLParser):
@@ -171,13 +197,15 @@ def _body_rows(page: _Page, table: str) -> list[list[str]]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lb")
     index = render_leaderboard(build_example(root / "results.duckdb"), root / "site",
-                               paper_results={DATASET: {"alpha_net": 90.0}})
+                               paper_results=[paper_row("alpha_net", 90.0, train__selection="val"),
+                                              paper_row("beta_net", 50.0, classes=7)])
     assert index == root / "site" / "index.html"
     return root / "site"
 
 
 def _dataset_page(site: Path) -> Path:
-    return site / f"{DATASET}--{PROTOCOL}.html"
+    (page,) = site.glob(f"{DATASET}--{PROTOCOL}--*.html")
+    return page
 
 
 def test_index_lists_methods_and_dataset(site: Path) -> None:
@@ -185,7 +213,7 @@ def test_index_lists_methods_and_dataset(site: Path) -> None:
     header, row = page.tables["table0"][0], page.tables["table0"][1]
     assert header[1:3] == ["alpha_net", "beta_net"]
     assert row[0] == f"{DATASET} / {PROTOCOL}"
-    best_alpha = statistics.mean(_entry_values("alpha_net", _accuracy))
+    best_alpha = statistics.mean(_seed_means("alpha_net", _accuracy))
     assert row[1].startswith(f"{100 * best_alpha:.2f}")
     assert "2/3 runs" in row[1] and "2/3 runs" in row[2]  # completed / all, per method
     assert row[3] == "4/6"
@@ -200,13 +228,17 @@ def test_dataset_page_ranks_entries_with_hand_computed_scores(site: Path) -> Non
     assert [row[1].split()[0] for row in rows] == ["alpha_net", "beta_net"]
     col = {name: header.index(name) for name in ("accuracy", "mean class acc.", "paper", "Δ", "seeds", "folds")}
     for row, method in zip(rows, ("alpha_net", "beta_net")):
-        assert row[col["accuracy"]] == _pm(_entry_values(method, _accuracy))
-        assert row[col["mean class acc."]] == _pm(_entry_values(method, _mean_class_accuracy))
+        for name, score in (("accuracy", _accuracy), ("mean class acc.", _mean_class_accuracy)):
+            # mean and std over seeds of the fold averages; beneath, the seeds' mean std over folds
+            assert row[col[name]] == (f"{_pm(_seed_means(method, score))} "
+                                      f"sd over 2 seeds; folds ± {100 * _fold_std(method, score):.2f}")
         assert (row[col["seeds"]], row[col["folds"]]) == ("2", "2")
-    alpha_mean = 100 * statistics.mean(_entry_values("alpha_net", _accuracy))
-    assert rows[0][col["paper"]] == "90.00" and rows[0][col["Δ"]] == f"{alpha_mean - 90:+.2f}"
-    assert rows[1][col["paper"]] == "—"
-    assert "fold × seed" in _dataset_page(site).read_text(encoding="utf-8")
+    alpha_mean = 100 * statistics.mean(_seed_means("alpha_net", _accuracy))
+    assert rows[0][col["paper"]] == "90.00 accuracy, Table 1" and rows[0][col["Δ"]] == f"{alpha_mean - 90:+.2f}"
+    assert rows[1][col["paper"]] == "—"  # the 7-class beta_net row is listed below, not shown
+    published = {row[0]: row[-1] for row in _body_rows(page, "papers")}
+    assert published == {"alpha_net": "yes", "beta_net": "no: 3 classes here, 7 in the paper"}
+    assert "std over seeds" in _dataset_page(site).read_text(encoding="utf-8")
 
 
 def test_test_selected_entries_and_runs_are_flagged(site: Path) -> None:
@@ -220,7 +252,7 @@ def test_test_selected_entries_and_runs_are_flagged(site: Path) -> None:
 
 def test_unfinished_runs_are_listed_separately(site: Path) -> None:
     page = _parse(_dataset_page(site))
-    unfinished = {row[0]: row[1] for row in page.tables["table1"][1:]}
+    unfinished = {row[0]: row[1] for row in page.tables["unfinished-runs"][1:]}
     assert unfinished == {"beta_net-s2": "failed", "alpha_net-s3": "running"}
     assert all("s2" not in row[-1] for row in _body_rows(page, "ranking"))
     assert "CUDA out of memory" in (site / "runs" / "beta_net-s2.html").read_text(encoding="utf-8")
@@ -308,16 +340,16 @@ def test_hostile_names_are_escaped_and_sanitised(tmp_path: Path) -> None:
     assert "&lt;script&gt;" in (out / "index.html").read_text(encoding="utf-8")
 
 
-def test_entry_flags_partial_folds_mixed_manifests_and_repeated_seeds() -> None:
-    def run(seed: int, folds: list[int], manifest: str = "m1") -> RunView:
-        return RunView({"run_id": f"r{seed}{folds}", "seed": seed, "manifest_hash": manifest, "selection_rule": "val",
+def test_entry_flags_partial_folds_and_repeated_seeds() -> None:
+    def run(seed: int, folds: list[int]) -> RunView:
+        return RunView({"run_id": f"r{seed}{folds}", "seed": seed, "manifest_hash": "m1", "selection_rule": "val",
                         "selected_on_test": False}, metrics={f: {"accuracy": 0.5 + f / 10} for f in folds})
 
     clean = Entry("m", "p", "c", [run(0, [0, 1]), run(1, [0, 1])], expected_folds=2)
-    assert clean.flags == [] and clean.stats["accuracy"]["n"] == 4
-    flagged = Entry("m", "p", "c", [run(0, [0, 1]), run(0, [0], "m2")], expected_folds=2)
+    assert clean.flags == [] and (clean.stats["accuracy"]["seeds"], clean.stats["accuracy"]["folds"]) == (2, 2)
+    flagged = Entry("m", "p", "c", [run(0, [0, 1]), run(0, [0])], expected_folds=2)
     texts = " | ".join(text for _, text in flagged.flags)
-    assert "partial folds" in texts and "mixed split manifests" in texts and "2 runs for 1 seeds" in texts
+    assert "partial folds" in texts and "2 runs for 1 seeds" in texts
     assert all(kind == "note" for kind, _ in flagged.flags)
 
 
@@ -341,20 +373,77 @@ def test_empty_database_renders_an_empty_index(tmp_path: Path) -> None:
         assert sorted(p.name for p in index.parent.rglob("*.html")) == ["index.html"]
 
 
+FERPLUS = {"classes": 8, "train_on_valid": False, "label_mode": "majority", "votes": "label.csv"}
+BASIC8 = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+
+
+def _completed(store: Store, run_id: str, method: str, seed: int, dataset: str, classes: list[str], manifest: str,
+               options: dict, selection: str = "final") -> None:
+    _insert_run(store, run_id, method, seed, "running", selection, dataset=dataset, protocol="official",
+                classes=classes, config_extra={"dataset": options}, manifest=manifest)
+    _save_fold(store, run_id, 0, LABELS[0], PREDICTIONS[("alpha_net", seed)][0], len(classes), selection)
+    store.update_run(run_id, status="completed")
+
+
+def _index_rows(site: Path) -> dict[str, str]:
+    """Board cell text -> the page it links to."""
+    page = _parse(site / "index.html")
+    links = [link for link in page.links if link.endswith(".html") and "--" in link]
+    return dict(zip([row[0] for row in page.tables["table0"][1:]], links))
+
+
+def test_boards_split_by_test_set_and_are_titled_by_what_differs(tmp_path: Path) -> None:
+    """FERPlus with 8 and 7 classes and with train + valid, and synthfer with two class lists: five test
+    sets, five boards, each named by what sets it apart from the other boards of its dataset."""
+    from ferbench.paper_results import load_paper_results
+
+    store = Store(tmp_path / "r.duckdb")
+    _completed(store, "fp8-s0", "vit-baseline", 0, "ferplus", BASIC8, "m-fp8", FERPLUS)
+    _completed(store, "fp8-s1", "vit-baseline", 1, "ferplus", BASIC8, "m-fp8", FERPLUS)
+    _completed(store, "fp7", "vit-baseline", 0, "ferplus", BASIC8[:7], "m-fp7", {**FERPLUS, "classes": 7})
+    _completed(store, "fp8tv", "vit-baseline", 0, "ferplus", BASIC8, "m-fp8tv", {**FERPLUS, "train_on_valid": True})
+    _completed(store, "s7", "vit-baseline", 0, "synthfer", BASIC8[:7], "m-s7", {"samples": 400})
+    _completed(store, "s6", "vit-baseline", 0, "synthfer", BASIC8[:2] + BASIC8[3:7], "m-s6", {"samples": 400})
+    site = tmp_path / "site"
+    render_leaderboard(store, site, load_paper_results())
+    boards = _index_rows(site)
+    assert set(boards) == {"ferplus / official 8 classes, train only",
+                           "ferplus / official 7 classes without contempt, train only",
+                           "ferplus / official 8 classes, train + valid", "synthfer / official 7 classes",
+                           "synthfer / official 6 classes without surprise"}
+    assert len(set(boards.values())) == 5 == len(list(site.glob("*--*.html")))
+    two_seeds = _parse(site / boards["ferplus / official 8 classes, train only"])
+    assert [row[3] for row in _body_rows(two_seeds, "ranking")] == ["2"]  # both seeds on one board
+    assert "paper" not in two_seeds.tables["ranking"][0]
+    assert _body_rows(two_seeds, "papers")[0][-1] == 'no: dataset.train_on_valid=false here, true in the paper'
+    assert _body_rows(_parse(site / boards["ferplus / official 7 classes without contempt, train only"]),
+                      "papers")[0][-1] == \
+        "no: 7 classes here, 8 in the paper"
+    matching = _parse(site / boards["ferplus / official 8 classes, train + valid"])
+    header, (row,) = matching.tables["ranking"][0], _body_rows(matching, "ranking")
+    assert row[header.index("paper")] == "88.91 accuracy, Table 3"
+    assert 'setting differs from the paper: train.selection="final" (paper: "test")' in row[1]
+    store2 = Store(tmp_path / "r.duckdb")  # a run on a new test set leaves the other pages' names alone
+    _completed(store2, "fp8p", "vit-baseline", 0, "ferplus", BASIC8, "m-fp8p", {**FERPLUS, "label_mode": "plurality"})
+    render_leaderboard(store2, tmp_path / "again", load_paper_results())
+    again = _index_rows(tmp_path / "again")
+    assert set(boards.values()) < set(again.values())
+    assert "ferplus / official 8 classes, plurality rule, train only" in again
+
+
+def test_boards_alike_but_for_the_split_name_the_manifest(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.duckdb")
+    for manifest in ("aaaa1111", "bbbb2222"):
+        _completed(store, f"run-{manifest}", "m", 0, "synthfer", CLASSES, manifest, {"samples": 400})
+    render_leaderboard(store, tmp_path / "site")
+    assert set(_index_rows(tmp_path / "site")) == {"synthfer / official split aaaa1111",
+                                                   "synthfer / official split bbbb2222"}
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/lb_example")
     target.mkdir(parents=True, exist_ok=True)
     db = target / "example.duckdb"
     for stale in (db, db.with_name(db.name + ".lock")):
         stale.unlink(missing_ok=True)
-    print(render_leaderboard(build_example(db), target, paper_results={DATASET: {"alpha_net": 90.0}}))
-
-
-def test_paper_numbers_apply_to_paper_presets_only() -> None:
-    from ferbench.leaderboard import _paper, load_paper_results
-
-    shipped = load_paper_results()
-    assert shipped["rafdb"]["vit-baseline"] == 87.22 and shipped["ferplus"]["vit-baseline"] == 88.91
-    assert _paper(shipped, "rafdb", "official", "vit-baseline", "paper") == 87.22
-    assert _paper(shipped, "rafdb", "official", "vit-baseline", "tiny") is None
-    assert _paper({"rafdb/official": {"m": 1.0}, "rafdb": {"m": 2.0}}, "rafdb", "official", "m", "paper") == 1.0
+    print(render_leaderboard(build_example(db), target, paper_results=[paper_row("alpha_net", 90.0)]))

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import data_info, hand_context, method_config
+from conftest import data_info, method_config, step_context, weights_file
 
 from ferbench.errors import FerbenchError, UsageError
 from ferbench.method import Batch
@@ -88,7 +89,7 @@ def test_reconstruction_shapes_and_mask_count() -> None:
 
 def test_training_lowers_the_reconstruction_loss() -> None:
     model = tiny_mae()
-    ctx = hand_context(model.configure_optimizers())
+    ctx = step_context(model.configure_optimizers())
     data = batch(8)
 
     def loss() -> float:
@@ -163,13 +164,13 @@ def test_vit_baseline_mae_preset_without_weights_is_refused() -> None:
         ViTClassifier(config, data_info(image_size=SIZE))
 
 
-def test_vit_baseline_fine_tunes_from_an_mae_export() -> None:
-    pytest.importorskip("ferbench.weights", reason="needs the weights seam (ferbench.weights, issue 6)")
+def test_vit_baseline_fine_tunes_from_an_mae_export(tmp_path: Path) -> None:
     from ferbench_plugins.vit_baseline.model import ViTClassifier
 
     state = tiny_mae().export_state_dict()
+    weights = weights_file(state, tmp_path / "mae.safetensors")
     config = method_config("vit-baseline", "tiny", {"data.image_size": SIZE, "model.depth": 2, "model.global_pool": "token",
-                                                    "model.weights": "run:x", "model.weights_adapter": "mae-encoder"})
-    model = ViTClassifier(config, data_info(image_size=SIZE, weights={"model.weights": state}))
+                                                    "model.weights": weights.ref, "model.weights_adapter": "mae-encoder"})
+    model = ViTClassifier(config, data_info(image_size=SIZE, weights={"model.weights": weights}))
     assert torch.equal(model.backbone.blocks[1].attn.proj.weight, state["blocks.1.attn.proj.weight"])
     assert torch.equal(model.backbone.norm.weight, state["norm.weight"])

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 import torch
-from conftest import data_info, hand_context, method_config
+from conftest import data_info, method_config, step_context, weights_file
 
 from ferbench.errors import UsageError
 from ferbench.method import Batch
@@ -147,7 +148,7 @@ def spy_optimize(model: PFViT, ctx: Any, measure: Callable[[], float] | None = N
 def test_each_optimizer_changes_only_its_own_parameters() -> None:
     model = tiny_pfvit()
     model.face = FrozenFaceFeatures("resnet18", [0.5] * 3, [0.25] * 3)
-    ctx = hand_context(model.configure_optimizers())
+    ctx = step_context(model.configure_optimizers())
     calls = spy_optimize(model, ctx)
     logs = model.training_step(batch([0, 1, 2, 1]), ctx)
     (disc_slots, disc_changed, *_), (model_slots, model_changed, *_) = calls
@@ -173,7 +174,7 @@ def test_one_adversarial_step_moves_both_players_losses_down() -> None:
     only_adversarial = {f"pfvit.lambda.{term}": 0.0 for term in ("emo", "rec", "orth", "face_orth")}
     model = tiny_pfvit({**only_adversarial, "optim.lr": 1e-4, "disc_optim.lr": 1e-4})
     data = batch([0, 1, 2, 3, 1, 0])
-    ctx = hand_context(model.configure_optimizers())
+    ctx = step_context(model.configure_optimizers())
     calls = spy_optimize(model, ctx, lambda: adversarial_losses(model, data))
     model.training_step(data, ctx)
     (_, _, (d_before, _), (d_after, _)), (_, _, (_, g_before), (_, g_after)) = calls
@@ -206,7 +207,7 @@ def test_prediction_runs_without_generator_discriminator_or_feature_network() ->
 def test_neutral_comes_from_the_class_names() -> None:
     model = tiny_pfvit()
     assert model.neutral == NEUTRAL
-    ctx = hand_context(model.configure_optimizers())
+    ctx = step_context(model.configure_optimizers())
     assert model.training_step(batch([0, 2, 3]), ctx)["poker"] == 0
     with pytest.raises(UsageError, match="neutral"):
         tiny_pfvit(classes=("happiness", "sadness"))
@@ -231,7 +232,7 @@ def test_multitask_mae_variant_masks_training_inputs_only() -> None:
     model.eval()
     assert model.separate(batch([0, 1]).rgb).tokens.shape == (2, 17, 96)
     model.train()
-    logs = model.training_step(batch([0, 1, 2]), hand_context(model.configure_optimizers()))
+    logs = model.training_step(batch([0, 1, 2]), step_context(model.configure_optimizers()))
     assert torch.isfinite(logs["loss"])
 
 
@@ -247,20 +248,37 @@ def test_a_pretrained_feature_network_needs_its_weights() -> None:
         tiny_pfvit({"model.face_net": "inception_resnet_v1"})
 
 
-def test_initialisation_from_an_mae_export() -> None:
-    pytest.importorskip("ferbench.weights", reason="needs the weights seam (ferbench.weights, issue 6)")
+def test_initialisation_from_an_mae_export(tmp_path: Path) -> None:
     from ferbench_plugins.mae.model import MaskedAutoencoder
 
     torch.manual_seed(5)
     mae = MaskedAutoencoder(method_config("mae", "tiny", {"data.image_size": SIZE, "model.depth": 2}),
                             data_info(image_size=SIZE))
     state = mae.export_state_dict()
-    config = method_config("pfvit", "tiny", {"data.image_size": SIZE, "model.depth": 2, "model.weights": "run:x"})
-    model = PFViT(config, data_info(CLASSES, image_size=SIZE, weights={"model.weights": state}))
+    weights = weights_file(state, tmp_path / "mae.safetensors")
+    config = method_config("pfvit", "tiny", {"data.image_size": SIZE, "model.depth": 2, "model.weights": weights.ref})
+    model = PFViT(config, data_info(CLASSES, image_size=SIZE, weights={"model.weights": weights}))
     assert torch.equal(model.encoder.blocks[1].mlp.fc2.weight, state["blocks.1.mlp.fc2.weight"])
     assert torch.equal(model.generator.decoder.mask_token, state["mask_token"])
     assert torch.equal(model.discriminator.decoder_blocks[0].attn.proj.weight, state["decoder_blocks.0.attn.proj.weight"])
     assert torch.equal(model.generator.fusion.attn.qkv.weight, state["decoder_blocks.0.attn.qkv.weight"])
+    encoder_only = weights_file({k: v for k, v in state.items() if not k.startswith(("decoder_", "mask_token"))},
+                                tmp_path / "encoder.safetensors")
+    with pytest.raises(UsageError, match="holds no MAE decoder"):
+        PFViT(method_config("pfvit", "tiny", {"data.image_size": SIZE, "model.depth": 2,
+                                              "model.decoder_weights": encoder_only.ref}),
+              data_info(CLASSES, image_size=SIZE, weights={"model.decoder_weights": encoder_only}))
+
+
+def test_kept_weights_leave_out_the_feature_network_and_load_back() -> None:
+    model = tiny_pfvit()
+    model.face = FrozenFaceFeatures("resnet18", [0.5] * 3, [0.25] * 3)
+    kept = model.export_state_dict()
+    assert kept and not any(name.startswith("face.") for name in kept)
+    other = tiny_pfvit()
+    other.face = FrozenFaceFeatures("resnet18", [0.5] * 3, [0.25] * 3)
+    other.import_state_dict(kept)
+    assert torch.equal(other.classifier.weight, model.classifier.weight)
 
 
 # --- Inception-ResNet-V1 (FaceNet) ----------------------------------------------------------------
@@ -294,10 +312,10 @@ def test_inception_resnet_v1_embeds_160px_faces_as_unit_vectors() -> None:
     assert torch.allclose(embedding.norm(dim=1), torch.ones(2), atol=1e-5)
 
 
-def test_facenet_weights_load_by_name() -> None:
-    pytest.importorskip("ferbench.weights", reason="needs the weights seam (ferbench.weights, issue 6)")
+def test_facenet_weights_load_by_name(tmp_path: Path) -> None:
     published = InceptionResnetV1(num_classes=8631).state_dict()  # stand-in with the published names
+    weights = weights_file(published, tmp_path / "vggface2.safetensors")
     config = method_config("pfvit", "tiny", {"data.image_size": SIZE, "model.depth": 2,
-                                             "model.face_net": "inception_resnet_v1", "model.face_weights": "vgg.pt"})
-    model = PFViT(config, data_info(CLASSES, image_size=SIZE, weights={"model.face_weights": published}))
+                                             "model.face_net": "inception_resnet_v1", "model.face_weights": weights.ref})
+    model = PFViT(config, data_info(CLASSES, image_size=SIZE, weights={"model.face_weights": weights}))
     assert torch.equal(model.face.net.repeat_2[3].branch1[1].conv.weight, published["repeat_2.3.branch1.1.conv.weight"])

@@ -26,10 +26,13 @@ neutral frame too. Sample ids are the frame paths relative to the data root
 
 Protocols: ``subject-10fold`` (default): 10-fold cross-validation grouped by subject (no subject in
 two folds; class-stratified by scikit-learn's StratifiedGroupKFold with the protocol's fixed seed),
-as the deep-FER papers do (§5.3). The Emotion-FAN fold file (subjects sorted by id, fold k = every
-10th subject from the k-th) cannot be expressed by a ProtocolSpec (no kind takes a fixed fold
-assignment), so it is not offered. The CK+ paper's leave-one-subject-out baseline is not offered
-either (one fold per subject).
+as the deep-FER papers do (§5.3). ``emotion-fan-10fold``: Emotion-FAN's published fold file (a
+``predefined`` protocol): the subjects with a labelled sequence, sorted by id, fold k = every 10th
+subject from the k-th. Subjects are ranked over the sequences of every class before ``ckplus`` leaves
+contempt out, so a subject is in the same fold on ``ckplus`` and ``ckplus8`` (``ckplus`` only loses
+the contempt sequences; ranking after the filter would drop the 12 contempt-only subjects and move 7
+others to another fold). Emotion-FAN's own 327 sequences are ``ckplus8`` with ``neutral_frames=0``.
+The CK+ paper's leave-one-subject-out baseline is not offered (one fold per subject).
 
 Layouts (``dataset.layout``: ``auto`` tries them in this order, or name one):
 
@@ -65,8 +68,8 @@ PROTOCOLS = {
                                    folds=10),
     "emotion-fan-10fold": ProtocolSpec("emotion-fan-10fold", "predefined",
                                        "Emotion-FAN's published 10 folds: subjects sorted by id, fold k gets "
-                                       "every 10th subject (use ckplus8 with neutral_frames=0 for its 327 "
-                                       "sequences)", folds=10),
+                                       "every 10th subject, ranked over all labelled sequences (use ckplus8 "
+                                       "with neutral_frames=0 for its 327 sequences)", folds=10),
 }
 OPTIONS = {"layout": "auto", "last_frames": 3, "neutral_frames": 1}
 CHOICES = {"layout": ("auto", "official", "ck48")}

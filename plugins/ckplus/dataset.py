@@ -40,18 +40,19 @@ def _load(root: Path, options: Mapping[str, Any], classes: tuple[str, ...], name
     layout = detect_layout(root, str(opts["layout"]))
     table = SampleTable(root)
     if layout == "official":
-        label_files = read_official(root, table, set(classes), last, neutral)
+        label_files, labelled = read_official(root, table, set(classes), last, neutral)
     else:
-        label_files = read_ck48(root, table, set(classes), last, neutral)
+        label_files, labelled = read_ck48(root, table, set(classes), last, neutral)
     data = table.to_data(classes, name, label_files, (layout,), with_subjects=True)
-    data.fold = emotion_fan_folds(data.subjects)
+    data.fold = emotion_fan_folds(data.subjects, labelled)
     return data
 
 
-def emotion_fan_folds(subjects: np.ndarray, folds: int = 10) -> np.ndarray:
-    """Emotion-FAN's published assignment (datasets.md §5.3): subjects sorted by id, fold k gets every
-    ``folds``-th subject starting at the k-th."""
-    rank = {subject: index for index, subject in enumerate(sorted(set(subjects.tolist())))}
+def emotion_fan_folds(subjects: np.ndarray, labelled: set[str], folds: int = 10) -> np.ndarray:
+    """Emotion-FAN's published assignment (datasets.md §5.3): the subjects with a labelled sequence of
+    any class (``labelled``, ranked before a class is left out, so ``ckplus`` keeps ``ckplus8``'s folds)
+    sorted by id; fold k gets every ``folds``-th subject starting at the k-th."""
+    rank = {subject: index for index, subject in enumerate(sorted(labelled))}
     return np.asarray([rank[subject] % folds for subject in subjects.tolist()], dtype=np.int64)
 
 
@@ -100,15 +101,17 @@ def pick_frames(frames: list[Path], last: int, neutral: int) -> tuple[list[Path]
 
 
 # ------------------------------------------------------------------------------------- official
-def read_official(root: Path, table: SampleTable, classes: set[str], last: int, neutral: int) -> list[Path]:
+def read_official(root: Path, table: SampleTable, classes: set[str], last: int, neutral: int
+                  ) -> tuple[list[Path], set[str]]:
     """Every sequence with an ``Emotion/Sxxx/nnn/*_emotion.txt`` file: its last frames get the label,
-    its first frames neutral (a sequence of a class not in ``classes`` is left out entirely)."""
+    its first frames neutral (a sequence of a class not in ``classes`` is left out entirely). Returns
+    the label files and the subjects with a labelled sequence of any class."""
     images, emotion = _official_dirs(root)
     if images is None or emotion is None:
         absent = IMAGES if images is None else EMOTION
         raise DataError(f"missing {root / absent} (nor in a folder below {root}); expected layout: "
                         f"{LAYOUTS['official']}")
-    label_files, duplicates = [], 0
+    label_files, labelled, duplicates = [], set(), 0
     for subject in subfolders(emotion):
         for sequence in subfolders(subject):
             files = sorted(sequence.glob("*_emotion.txt"))
@@ -116,6 +119,7 @@ def read_official(root: Path, table: SampleTable, classes: set[str], last: int, 
                 continue  # an unlabelled sequence (266 of the 593 have no emotion label, §5.1)
             duplicates += len(files) - 1
             label_files.append(files[0])
+            labelled.add(subject.name)
             name = _emotion_class(files[0])
             if name not in classes:
                 continue
@@ -129,7 +133,7 @@ def read_official(root: Path, table: SampleTable, classes: set[str], last: int, 
         warn(f"{duplicates} extra emotion file(s) in sequence folders under {emotion}: kept the first of each")
     if not label_files:
         raise DataError(f"no *_emotion.txt files under {emotion}; expected layout: {LAYOUTS['official']}")
-    return label_files
+    return label_files, labelled
 
 
 def _emotion_class(path: Path) -> str:
@@ -163,8 +167,10 @@ def _frames(folder: Path, label_file: Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------------- CK+48
-def read_ck48(root: Path, table: SampleTable, classes: set[str], last: int, neutral: int) -> list[Path]:
-    """``<class>/Sxxx_nnn_<frame>.png``: the last ``last`` frames of each (subject, sequence) it holds."""
+def read_ck48(root: Path, table: SampleTable, classes: set[str], last: int, neutral: int
+              ) -> tuple[list[Path], set[str]]:
+    """``<class>/Sxxx_nnn_<frame>.png``: the last ``last`` frames of each (subject, sequence) it holds.
+    Returns no label files (the class folders are the labels) and the subjects of every class."""
     folder = _ck48_dir(root)
     if folder is None:
         raise DataError(f"no CK+48 class folders in {root} or {root / CK48}; expected layout: {LAYOUTS['ck48']}")
@@ -196,4 +202,4 @@ def read_ck48(root: Path, table: SampleTable, classes: set[str], last: int, neut
     if neutral and "neutral" not in table.names:
         warn("CK+48 holds no neutral frames: class neutral stays empty (set dataset.neutral_frames=0 to "
              "silence this)")
-    return []
+    return [], {subject for subject, _ in sequences}

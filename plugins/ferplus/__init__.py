@@ -1,6 +1,7 @@
 """``ferplus``: FER2013 images with Microsoft's FER+ crowd labels (10 votes per image).
 
-Layouts (option ``layout``; ``auto`` prefers ``folders`` when PNGs are there, then ``csv``):
+Layouts (option ``layout``, where the images come from; ``auto`` prefers ``folders`` when PNGs are
+there, then ``csv``):
 
 - ``folders`` (datasets.md §3.3): ``FER2013Train/``, ``FER2013Valid/``, ``FER2013Test/``, each with the
   PNGs written by Microsoft's ``generate_training_data.py`` and its header-less ``label.csv``
@@ -12,8 +13,20 @@ Layouts (option ``layout``; ``auto`` prefers ``folders`` when PNGs are there, th
   unreadable: skipped and reported, never fatal). The two files must have the same number of rows
   and the same ``Usage`` per row (else a DataError: the files do not belong together).
 
+Vote source (option ``votes``, recorded with every run): Microsoft ships the votes twice and the two
+files disagree. ``label.csv`` (default): the ``FER2013{Train,Valid,Test}/label.csv`` files of the
+repository's ``data/`` folder, which its own training code reads; ``fer2013new.csv``: the file its
+README describes. 1,601 of the 35,710 named images have other votes in the two, so the majority rule
+keeps 25,045 / 3,191 / 3,137 train / valid / test images with ``label.csv`` (§3.5) but 25,057 / 3,199 /
+3,153 with ``fer2013new.csv``: runs with different vote sources are not comparable, and ``data check``
+compares each with its own reference counts. Either vote file goes with either image layout, joined
+by sample id: ``label.csv`` is looked for in the data root or ``data/`` in it, ``fer2013new.csv`` in
+the data root or ``fer2013/`` in it (with csv images, a ``label.csv`` row naming an image that
+``fer2013new.csv`` lacks is left out with a warning).
+
 Sample ids are Microsoft's PNG paths ``FER2013Train/fer0000000.png`` in both layouts (relative to the
-folder holding ``FER2013Train/``), so one copy read either way gives the same split manifest.
+folder holding ``FER2013Train/``), so one copy read either way *with the same votes* gives the same
+split manifest.
 
 Rows dropped, as the reference tools do, with a count on stderr: rows with an empty ``Image name``
 (173 in fer2013new.csv, all "not a face"; ``generate_training_data.py`` skips them, §3.2); a name
@@ -48,7 +61,9 @@ the label rule still sees the contempt votes), soft targets lose their contempt 
 (renormalised) and the class list is BASIC7 (models get 7 outputs).
 Protocol ``official``: Microsoft's FER2013Train (train) / FER2013Valid (``split == "val"``) /
 FER2013Test (test). With ``train_on_valid: true`` the valid part is trained on (the Train+Valid
-training set of several papers, §3.6) and there is no val part. Reference counts: §3.5 majority.
+training set of several papers, §3.6) and there is no val part. Reference counts (``data check``): the
+majority rule's, per vote source (``label.csv``: §3.5; ``fer2013new.csv``: counted from the file of
+Microsoft's repository at commit ae2128a with this plugin's reader).
 """
 from __future__ import annotations
 
@@ -58,9 +73,10 @@ from ferbench import hookimpl
 from ferbench.emotions import BASIC8
 from ferbench.specs import DatasetSpec, ProtocolSpec
 
-OPTIONS = {"layout": "auto", "label_mode": "majority", "eval_label_mode": "auto", "classes": 8,
-           "plurality_ties": "first", "train_on_valid": False}
+OPTIONS = {"layout": "auto", "votes": "label.csv", "label_mode": "majority", "eval_label_mode": "auto",
+           "classes": 8, "plurality_ties": "first", "train_on_valid": False}
 OPTION_CHOICES = {"layout": ("auto", "folders", "csv"),
+                  "votes": ("label.csv", "fer2013new.csv"),
                   "label_mode": ("majority", "plurality", "probability"),
                   "eval_label_mode": ("auto", "majority", "plurality", "probability"),
                   "classes": (8, 7),
@@ -70,12 +86,30 @@ LAYOUTS = ("folders: FER2013Train/, FER2013Valid/, FER2013Test/ each with PNGs a
            "(Microsoft generate_training_data.py output; also under data/); "
            "csv: fer2013.csv + fer2013new.csv (also under fer2013/)")
 
-_MAJORITY = {  # datasets.md §3.5, "MS-majority" columns
-    "train": (8733, 7284, 3136, 3022, 2098, 116, 536, 120),
-    "val": (1180, 862, 411, 348, 289, 25, 60, 16),
-    "test": (1083, 892, 394, 382, 269, 16, 86, 15),
+_MAJORITY = {  # majority-rule counts per vote source and split, in BASIC8 order
+    "label.csv": {  # datasets.md §3.5, "MS-majority" columns
+        "train": (8733, 7284, 3136, 3022, 2098, 116, 536, 120),
+        "val": (1180, 862, 411, 348, 289, 25, 60, 16),
+        "test": (1083, 892, 394, 382, 269, 16, 86, 15),
+    },
+    "fer2013new.csv": {  # counted from microsoft/FERPlus@ae2128a fer2013new.csv (first row of a repeated name)
+        "train": (8739, 7287, 3149, 3013, 2099, 119, 532, 119),
+        "val": (1182, 865, 415, 351, 287, 24, 62, 13),
+        "test": (1090, 893, 396, 384, 273, 18, 83, 16),
+    },
 }
-REFERENCE_COUNTS = {split: dict(zip(BASIC8, counts)) for split, counts in _MAJORITY.items()}
+REFERENCE_COUNTS = {votes: {split: dict(zip(BASIC8, counts)) for split, counts in parts.items()}
+                    for votes, parts in _MAJORITY.items()}
+#: Board titles of the leaderboard: option -> value -> words.
+OPTION_LABELS = {
+    "classes": {8: "8 classes", 7: "7 classes"},
+    "votes": {"label.csv": "votes of label.csv", "fer2013new.csv": "votes of fer2013new.csv"},
+    "label_mode": {"majority": "majority rule", "plurality": "plurality rule", "probability": "vote distributions"},
+    "eval_label_mode": {"majority": "majority-rule test labels", "plurality": "plurality-rule test labels",
+                        "probability": "probability-rule test labels", "auto": "test labels by the label mode"},
+    "train_on_valid": {False: "train only", True: "train + valid"},
+    "plurality_ties": {"first": "ties to the first class", "drop": "ties dropped"},
+}
 
 PROTOCOLS = {"official": ProtocolSpec("official", "official",
                                       "Microsoft's split: FER2013Train / FER2013Valid (val) / FER2013Test")}
@@ -88,4 +122,5 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec(
         name="ferplus", loader="ferbench_plugins.ferplus.dataset:load", classes=BASIC8,
         description="FER2013 48x48 grayscale faces relabelled by 10 annotators (FER+), 8 classes",
-        options=OPTIONS, option_choices=OPTION_CHOICES, reference_counts=REFERENCE_COUNTS, **common))
+        options=OPTIONS, option_choices=OPTION_CHOICES, reference_counts=REFERENCE_COUNTS["label.csv"],
+        reference_counts_by={"votes": REFERENCE_COUNTS}, option_labels=OPTION_LABELS, **common))

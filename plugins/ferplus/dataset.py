@@ -126,27 +126,67 @@ def _fer_csv(root: Path) -> Path:
     return found
 
 
+def new_csv_path(root: Path) -> Path:
+    """``fer2013new.csv`` in the data root or ``fer2013/`` inside it (a DataError naming both if absent)."""
+    found, checked = _new_csv(root)
+    return require(found or checked[0], LAYOUTS)
+
+
+def read_new_csv(path: Path) -> tuple[Table, list[str]]:
+    """The named rows of ``fer2013new.csv`` (``sources`` = row number) and the Usage of every row."""
+    labels = read_csv(path)
+    _columns(labels, path, ("Usage", "Image name") + VOTE_COLUMNS)
+    table = Table()
+    for row, label in enumerate(labels):
+        part = USAGE.get(label["Usage"])
+        if part is None:
+            raise DataError(f"{path} row {row + 2}: Usage {label['Usage']!r}; expected Training, PublicTest or "
+                            "PrivateTest")
+        table.add(label["Image name"], part, _votes([label[c] for c in VOTE_COLUMNS], f"{path} row {row + 2}"), row)
+    return table, [label["Usage"] for label in labels]
+
+
 def read_csv_layout(root: Path) -> tuple[Table, Path, Path]:
     """``fer2013new.csv`` joined by row with ``fer2013.csv`` (pixel strings included), and both paths."""
-    found, checked = _new_csv(root)
-    new_path = require(found or checked[0], LAYOUTS)
-    labels = read_csv(new_path)
-    _columns(labels, new_path, ("Usage", "Image name") + VOTE_COLUMNS)
+    new_path = new_csv_path(root)
+    table, usages = read_new_csv(new_path)
     fer_path = _fer_csv(root)
     images = read_csv(fer_path)
     _columns(images, fer_path, ("Usage", "pixels"))
-    if len(images) != len(labels):
-        raise DataError(f"{fer_path} has {len(images)} rows but {new_path} has {len(labels)}; the FER+ labels "
+    if len(images) != len(usages):
+        raise DataError(f"{fer_path} has {len(images)} rows but {new_path} has {len(usages)}; the FER+ labels "
                         "are joined by row position, so both must be the complete files (35,887 rows)")
-    table = Table()
-    for row, (label, image) in enumerate(zip(labels, images)):
-        part = USAGE.get(label["Usage"])
-        if part is None or image["Usage"] != label["Usage"]:
-            raise DataError(f"row {row + 2}: Usage {label['Usage']!r} in {new_path} but {image['Usage']!r} in "
+    for row, (usage, image) in enumerate(zip(usages, images)):
+        if image["Usage"] != usage:
+            raise DataError(f"row {row + 2}: Usage {usage!r} in {new_path} but {image['Usage']!r} in "
                             f"{fer_path}; expected the same Training/PublicTest/PrivateTest rows in both files")
-        table.add(label["Image name"], part, _votes([label[c] for c in VOTE_COLUMNS], f"{new_path} row {row + 2}"),
-                  row, image["pixels"])
+    table.pixels = [images[row]["pixels"] for row in table.sources]
     return table, new_path, fer_path
+
+
+def label_csv_base(root: Path) -> Path:
+    """The folder holding ``FER2013{Train,Valid,Test}/label.csv``: the data root or ``data/`` in it."""
+    found, checked = first_found([base / FOLDERS["train"] / "label.csv" for base in (root, root / "data")])
+    if found is None:
+        raise DataError(f"dataset.votes=label.csv needs Microsoft's FER2013{{Train,Valid,Test}}/label.csv (data/ of "
+                        f"the FERPlus repository); looked for {', '.join(map(str, checked))}. Put them there, or "
+                        "set dataset.votes=fer2013new.csv (1,601 images have other votes there)")
+    return found.parent.parent
+
+
+def with_votes(images: Table, votes: Table, where: str) -> Table:
+    """The rows of ``votes`` (names, parts, votes) with the image columns (``sources``, ``pixels``) of
+    the first ``images`` row of the same id; vote rows naming an image ``images`` lacks are dropped."""
+    first: dict[str, int] = {}
+    for row, sample_id in enumerate(images.ids):
+        first.setdefault(sample_id, row)
+    keep = np.array([sample_id in first for sample_id in votes.ids], dtype=bool)
+    if not keep.all():
+        warn(f"{int((~keep).sum())} row(s) of {where} name images fer2013new.csv does not list; left out")
+    table = votes.select(keep)
+    rows = [first[sample_id] for sample_id in table.ids]
+    table.sources, table.pixels = [images.sources[r] for r in rows], [images.pixels[r] for r in rows]
+    return table
 
 
 def decode_pixels(text: str) -> np.ndarray:
@@ -216,28 +256,55 @@ def _labels(table: Table, opts: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarr
     return labels, soft, split, drops
 
 
-def _load(data_root: Path | None, options: Mapping[str, Any], classes: tuple[str, ...]) -> FERData:
-    opts, _, layout, base = open_layout("FERPlus", data_root, options, OPTIONS, OPTION_CHOICES, FINDERS, LAYOUTS)
+def _label_files(base: Path) -> str:
+    return f"{base}/FER2013{{Train,Valid,Test}}/label.csv"
+
+
+@dataclass
+class Votes:
+    """The rows to label, read with the chosen vote file."""
+
+    table: Table
+    where: str  # the vote file(s), for messages
+    csv_paths: tuple[Path, Path] | None = None  # (fer2013new.csv, fer2013.csv) when pixels come from the csv
+
+
+def read_votes(layout: str, root: Path, base: Path, votes: str) -> Votes:
+    """The layout's rows with the votes of ``votes`` (``label.csv`` or ``fer2013new.csv``), read from
+    wherever that file is: a layout's own vote file, or the other one joined by sample id."""
     if layout == "folders":
-        table, where = read_folders(base), f"{base}/FER2013{{Train,Valid,Test}}/label.csv"
-    else:
-        table, new_path, fer_path = read_csv_layout(base)
-        where = str(new_path)
+        if votes == "label.csv":
+            return Votes(read_folders(base), _label_files(base))
+        new_path = new_csv_path(root)
+        return Votes(read_new_csv(new_path)[0], str(new_path))
+    table, new_path, fer_path = read_csv_layout(base)
+    if votes == "fer2013new.csv":
+        return Votes(table, str(new_path), (new_path, fer_path))
+    label_base = label_csv_base(root)
+    where = _label_files(label_base)
+    return Votes(with_votes(table, read_folders(label_base), where), where, (new_path, fer_path))
+
+
+def _load(data_root: Path | None, options: Mapping[str, Any], classes: tuple[str, ...]) -> FERData:
+    opts, root, layout, base = open_layout("FERPlus", data_root, options, OPTIONS, OPTION_CHOICES, FINDERS, LAYOUTS)
+    votes = read_votes(layout, root, base, str(opts["votes"]))
+    table = votes.table
     total = len(table.names) + table.unnamed
-    table = table.select(first_occurrences(table.ids, where))
+    table = table.select(first_occurrences(table.ids, votes.where))
     labels, soft, split, drops = _labels(table, opts)
     keep = labels >= 0
-    note(f"ferplus ({layout} layout, {opts['label_mode']} labels, {opts['classes']} classes): kept "
-         f"{int(keep.sum())} of {total} rows; dropped {table.unnamed} without an image name, "
+    note(f"ferplus ({layout} layout, votes of {opts['votes']}, {opts['label_mode']} labels, {opts['classes']} "
+         f"classes): kept {int(keep.sum())} of {total} rows; dropped {table.unnamed} without an image name, "
          f"{total - table.unnamed - len(keep)} duplicated" + "".join(f", {n} {why}" for why, n in drops.items()))
     table = table.select(keep)
     ids = np.array(table.ids)
     columns = dict(classes=classes, ids=ids, labels=labels[keep], split=split[keep],
                    soft_labels=None if soft is None else soft[keep][:, :len(classes)])
-    if layout == "folders":
+    if votes.csv_paths is None:
         files = [base / sample_id for sample_id in ids]
         return FERData(**columns, load_pixels=image_file_pixels("ferplus", files, ids, layout),
                        files=np.array([str(f) for f in files]))
+    new_path, fer_path = votes.csv_paths
     _warn_malformed(table.pixels, list(ids), fer_path)
     rows_digest = hashlib.sha256(np.asarray(table.sources, dtype=np.int64).tobytes()).hexdigest()[:16]
     key = fingerprint([fer_path, new_path], "csv", rows_digest)

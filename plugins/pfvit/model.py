@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -12,13 +12,13 @@ from torch import nn
 
 from ferbench.classifier import MODEL_SLOT, ClassifierMethod
 from ferbench.emotions import NEUTRAL
-from ferbench.errors import UsageError
+from ferbench.errors import FerbenchError, UsageError
 from ferbench.losses import LossInput
 from ferbench.method import Batch, DataInfo, OptimizerSlot, StepContext
 from ferbench.optim import optimizer_slot
+from ferbench.weights import load_weights, read_state_dict
 from ferbench_plugins.common.image_grid import GRID_COLUMNS, denormalize, image_grid, rgb_statistics
 from ferbench_plugins.common.mae import build_encoder, encode_visible, patchify, split_mae_state, unpatchify
-from ferbench_plugins.common.pretrained import configured_weights, load_into, read_weights
 
 from .components import Discriminator, Generator, Separator, separate
 from .face_features import FACE_ADAPTERS, FrozenFaceFeatures
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Optimizer slot of the discriminator.
 DISC_SLOT = "disc"
+#: State-dict prefix of the frozen feature network (not kept with a run's weights).
+FACE_PREFIX = "face."
 #: Where to get FaceNet's VGGFace2 weights (not on the Hugging Face Hub).
 FACENET_WEIGHTS = ("https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
                    "20180402-114759-vggface2.pt")
@@ -103,13 +105,13 @@ class PFViT(ClassifierMethod):
         """E from ``model.weights`` (MAE layout or timm ViT); G's decoder from ``model.decoder_weights`` or,
         when that is empty, from the decoder inside ``model.weights``; D starts as a copy of G's decoder with
         E's patch embedding (PF-ViT Fig. 2: "G and D have the same initial weights")."""
-        main = configured_weights(self.info, "model.weights", model["weights"])
-        main_state = read_weights(main) if main is not None else None
+        main = self.info.weights.get("model.weights")
+        main_state = read_state_dict(main.path) if main is not None else None
         if main_state is not None:
-            load_into(self.encoder, main_state, "mae-encoder")
-        decoder = self._decoder_state(model, main_state)
+            load_weights(self.encoder, main_state, adapter="mae-encoder")
+        decoder = self._decoder_state(main_state)
         if decoder:
-            load_into(self.generator.decoder, decoder, "exact")
+            load_weights(self.generator.decoder, decoder, adapter="exact")
         elif main_state is not None:
             log.warning("model.weights %s hold no MAE decoder: the generator and discriminator start from random "
                         "weights (name decoder weights with model.decoder_weights)", model["weights"])
@@ -122,25 +124,25 @@ class PFViT(ClassifierMethod):
         kind = model["face_net"]
         if kind == "none":
             return None
-        weights = configured_weights(self.info, "model.face_weights", model["face_weights"])
+        weights = self.info.weights.get("model.face_weights")
         if weights is None:
             hint = (f"download FaceNet's VGGFace2 weights ({FACENET_WEIGHTS}) and pass the file's path"
                     if kind == "inception_resnet_v1" else f"e.g. timm:{kind}.tv_in1k")
             raise UsageError(f"model.face_net={kind} is a frozen pretrained network and model.face_weights is empty: "
                              f"{hint}, or set model.face_net=none")
         face = FrozenFaceFeatures(kind, *self.rgb_stats)
-        load_into(face.net, weights, FACE_ADAPTERS[kind])
+        load_weights(face.net, weights, adapter=FACE_ADAPTERS[kind])
         return face
 
-    def _decoder_state(self, model: dict[str, Any], main_state: dict[str, torch.Tensor] | None
-                       ) -> dict[str, torch.Tensor]:
-        ref = configured_weights(self.info, "model.decoder_weights", model["decoder_weights"])
+    def _decoder_state(self, main_state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        """The MAE decoder tensors G starts from: ``model.decoder_weights``'s, else those in ``model.weights``."""
+        ref = self.info.weights.get("model.decoder_weights")
         if ref is None:
             return split_mae_state(main_state)[1] if main_state is not None else {}
-        decoder = split_mae_state(read_weights(ref))[1]
+        decoder = split_mae_state(read_state_dict(ref.path))[1]
         if not decoder:
-            raise UsageError(f"model.decoder_weights={model['decoder_weights']} holds no MAE decoder (no mask_token "
-                             "or decoder_* tensors); name an MAE checkpoint saved with its decoder")
+            raise UsageError(f"model.decoder_weights={ref.ref} holds no MAE decoder (no mask_token or decoder_* "
+                             "tensors); name an MAE checkpoint saved with its decoder")
         return decoder
 
     def extra_slots(self) -> dict[str, OptimizerSlot]:
@@ -149,9 +151,13 @@ class PFViT(ClassifierMethod):
         return {DISC_SLOT: optimizer_slot(self.discriminator, cfg, self.info.steps_per_epoch, self.info.epochs)}
 
     def evaluated_modules(self) -> tuple[nn.Module, ...]:
-        """The modules a prediction runs through (E, S, C): what the evaluated model's size counts.
-        G, D and the frozen feature network only serve training."""
+        """The modules a prediction runs through (E, S, C); G, D and the frozen feature network only serve
+        training."""
         return self.encoder, self.separator, self.classifier
+
+    def evaluated_parameters(self) -> int:
+        """Parameters of :meth:`evaluated_modules` (the leaderboard's model size)."""
+        return sum(p.numel() for module in self.evaluated_modules() for p in module.parameters())
 
     # --- forward pieces -----------------------------------------------------------------------
     def separate(self, images: torch.Tensor) -> Separated:
@@ -241,7 +247,15 @@ class PFViT(ClassifierMethod):
     # --- outputs ------------------------------------------------------------------------------
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything but the frozen feature network (it is reloaded from ``model.face_weights``)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("face.")}
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(FACE_PREFIX)}
+
+    def import_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load what :meth:`export_state_dict` kept: every tensor but the feature network's."""
+        result = self.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith(FACE_PREFIX)]
+        if missing or result.unexpected_keys:
+            raise FerbenchError(f"these weights are not a pfvit export of this configuration: missing "
+                                f"{missing[:4]}, unexpected {result.unexpected_keys[:4]}")
 
     @torch.no_grad()
     def images(self, batch: Batch) -> dict[str, np.ndarray]:

@@ -25,8 +25,13 @@ Choices (dataset options):
   happiness, 98 neutral, 102 sadness, 158 surprise, with ``au_mapping``; Article/plot.py).
 * Depth: rendered from the ``.bnt`` z plane when pixels are cached (:mod:`.bnt`: nearer =
   brighter, background 0). A scan whose ``.bnt`` is missing is left out with a warning; an
-  unreadable ``.bnt`` or ``.png`` is skipped like any unreadable image. The RGB image is the whole
-  ``.png``; the thesis additionally masks it with its own depth rendering, not reproduced here.
+  unreadable ``.bnt`` or ``.png`` is skipped like any unreadable image.
+* ``crop_rgb``: true (default) crops the 1600x1200 RGB image to the depth image's window on the
+  ``.bnt`` grid, placed by the scan's texture coordinates (:func:`.bnt.crop_to_depth`), so RGB and
+  depth are pixel-aligned, as thesis §3.10 says ("the RGB images are cropped accordingly to the depth
+  maps"); false keeps the whole image (the face then fills a different part of each modality). The
+  thesis's code instead resized the whole image to 512x512 and blacked out the pixels where its own
+  re-gridded depth map was empty; that masking is not reproduced.
 * Subject id: the ``bsNNN`` folder prefix of the file name. (The thesis code's merged set used
   ``bsNNN_<scan index>``, which splits a person in two; ferbench does not.)
 
@@ -98,7 +103,7 @@ def rows(data_root: Path, options: Mapping[str, Any]) -> list[Row]:
                 no_depth.append(str(path))
                 continue
             row = Row(id=relative_id(path, data_root), label=label_of(name), subject=path.stem[:5].lower(), rgb=path,
-                      depth=depth, depth_mode="bnt")
+                      depth=depth, depth_mode="bnt", rgb_mode="bnt-crop" if options["crop_rgb"] else "image")
             found.append((int(path.stem.split("_")[3]), row))
     if no_depth:
         warn(f"{len(no_depth)} Bosphorus scan(s) without a .bnt file left out (e.g. {no_depth[0]})")

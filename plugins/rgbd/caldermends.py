@@ -33,9 +33,11 @@ Choices (each one a dataset option, recorded with the run):
 
 Protocols: the thesis *text* says 5-fold cross-validation, 80% train / 20% test per fold (§3.4); its
 *code* (train.py, ``KFold(n_splits=5, shuffle=True, random_state=42)`` over samples) puts images of
-one person on both sides. ferbench's default ``subject-5fold`` is subject-independent
-(``subject_kfold``, stratified by class, grouped by subject key); ``sample-5fold`` (``kfold``,
-stratified over samples) reproduces the thesis code's sample-level folds (not its exact permutation).
+one person on both sides, and the thesis's numbers (Tables 3.3, 3.5-3.7) come from those folds.
+ferbench's default ``subject-5fold`` is subject-independent (``subject_kfold``, stratified by class,
+grouped by subject key) and not comparable to them; ``sample-5fold`` (``kfold``, stratified over
+samples) reproduces the thesis code's sample-level folds (not its exact permutation) and is the
+protocol comparable to the thesis's numbers.
 
 Normalisation: the thesis z-scores each modality with the mean/std of the training fold (§3.2, eq.
 3.1). ferbench does that when ``data.fold_statistics`` is on: ``--set data.fold_statistics=true``

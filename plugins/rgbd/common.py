@@ -1,7 +1,7 @@
 """What the RGB-D loaders share beyond :mod:`ferbench.datafiles`: the sample :class:`Row`, the data
 root's flat/nested layout (:func:`resolve_root`), class sets and labels (:func:`class_set`,
-:func:`label_of`), depth reading (:func:`read_depth`, :func:`invert_foreground`) and FERData assembly
-(:func:`to_ferdata`).
+:func:`label_of`), RGB and depth reading (:func:`read_rgb`, :func:`read_depth`, :func:`invert_foreground`)
+and FERData assembly (:func:`to_ferdata`).
 
 Every loader turns its folder tree into a list of :class:`Row` (one RGB image, its depth source, a
 canonical label and a subject id); :func:`to_ferdata` turns rows into :class:`~ferbench.data.FERData`
@@ -26,10 +26,12 @@ from ferbench.errors import DataError
 if TYPE_CHECKING:
     from ferbench.pixelcache import Pixels
 
-#: Bump when a depth reader changes what it produces, to invalidate cached pixels.
-READER_VERSION = 1
+#: Bump when a reader changes what it produces, to invalidate cached pixels.
+READER_VERSION = 2
 #: How a row's depth file is turned into a uint8 image (see :func:`read_depth`).
 DEPTH_MODES = ("png", "png-invert", "bnt")
+#: How a row's RGB file is read (see :func:`read_rgb`): whole, or cropped to its ``.bnt`` depth grid.
+RGB_MODES = ("image", "bnt-crop")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Row:
     rgb: Path
     depth: Path
     depth_mode: str  # one of DEPTH_MODES
+    rgb_mode: str = "image"  # one of RGB_MODES
 
 
 def label_of(name: str) -> int:
@@ -101,6 +104,17 @@ def read_depth(path: Path, mode: str) -> np.ndarray:
     return invert_foreground(image) if mode == "png-invert" else image
 
 
+def read_rgb(row: Row) -> np.ndarray:
+    """A row's RGB image as uint8 ``[H, W, 3]``: the whole file, or (``bnt-crop``) the part under its
+    ``.bnt`` depth image, pixel-aligned with :func:`read_depth` (:func:`.bnt.crop_to_depth`)."""
+    image = read_image(row.rgb, 3)
+    if row.rgb_mode == "bnt-crop":
+        from .bnt import crop_to_depth, read_bnt
+
+        return crop_to_depth(image, read_bnt(row.depth))
+    return image
+
+
 def to_ferdata(rows: list[Row], namespace: str, data_root: Path, classes: tuple[str, ...] = BASIC7) -> FERData:
     """FERData over the ``rows`` whose class is in ``classes`` (row labels index BASIC7); pixels decoded
     once into the cache (``rgb`` 3 channels, ``depth`` 1)."""
@@ -113,8 +127,9 @@ def to_ferdata(rows: list[Row], namespace: str, data_root: Path, classes: tuple[
         from ferbench.pixelcache import cached_pixels
 
         paths = [p for row in rows for p in (row.rgb, row.depth)]
-        key = fingerprint(paths, namespace, [row.depth_mode for row in rows], READER_VERSION)
-        readers = {"rgb": (lambda i: read_image(rows[i].rgb, 3), 3),
+        modes = [(row.rgb_mode, row.depth_mode) for row in rows]
+        key = fingerprint(paths, namespace, modes, READER_VERSION)
+        readers = {"rgb": (lambda i: read_rgb(rows[i]), 3),
                    "depth": (lambda i: read_depth(rows[i].depth, rows[i].depth_mode), 1)}
         return cached_pixels(namespace, key, len(rows), size, readers, ids=ids)
 

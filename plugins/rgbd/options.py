@@ -21,7 +21,7 @@ BU3DFE: dict[str, Any] = {"classes": 7, "intensities": "all", "subject_subset": 
 BU3DFE_CHOICES: dict[str, tuple[Any, ...]] = {"classes": (7, 6), "intensities": ("all", "top2"),
                                               "layout": LAYOUTS}
 
-BOSPHORUS: dict[str, Any] = {"au_mapping": False, "neutral": "all", "layout": "auto"}
+BOSPHORUS: dict[str, Any] = {"au_mapping": False, "neutral": "all", "crop_rgb": True, "layout": "auto"}
 BOSPHORUS_CHOICES: dict[str, tuple[Any, ...]] = {"neutral": ("all", "first"), "layout": LAYOUTS}
 
 #: The merged set's parts: name -> (options, choices, default sub-folder name as in [ERAI]'s tree).
