@@ -1,10 +1,9 @@
 """The Poker Face Vision Transformer behind ``pfvit`` (see the plugin's docstring for the choices)."""
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,19 +41,6 @@ def neutral_index(classes: Sequence[str]) -> int:
         raise UsageError(f"pfvit needs a {NEUTRAL!r} class (the poker face is the neutral expression), but this "
                          f"dataset's classes are {', '.join(classes)}; choose a dataset or class set with neutral")
     return list(classes).index(NEUTRAL)
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Forward passes inside record no gradient path into ``module``'s parameters."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for param in params:
-        param.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param in params:
-            param.requires_grad_(True)
 
 
 @dataclass
@@ -196,7 +182,8 @@ class PFViT(ClassifierMethod):
 
     # --- training -----------------------------------------------------------------------------
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """One D update on detached fakes, then one E, S, G, C update against the updated D."""
+        """One D update on detached fakes, then one E, S, G, C update against the updated D (the engine
+        back-propagates each loss into its own slot's parameters only)."""
         batch, mix = self.loss.prepare(batch)
         first = slice(0, len(batch))
         with ctx.autocast():
@@ -216,8 +203,7 @@ class PFViT(ClassifierMethod):
             loss_d = self.discriminator_loss(real, batch.labels, fakes, fake_targets)
         ctx.optimize(loss_d, DISC_SLOT)
         with ctx.autocast():
-            with frozen(self.discriminator):
-                adv = generator_adversarial_loss(self.discriminate(fakes), fake_targets, self.terms["adversarial"])
+            adv = generator_adversarial_loss(self.discriminate(fakes), fake_targets, self.terms["adversarial"])
             rec, poker_rec = reconstruction_loss(reconstruction, poker, patchify(real, self.patch_size),
                                                  batch.labels == self.neutral, self.terms["rec_distance"])
             orth = orthogonality(split.emotion, split.poker, self.terms["orth_over"])
