@@ -319,3 +319,12 @@ def test_facenet_weights_load_by_name(tmp_path: Path) -> None:
                                              "model.face_net": "inception_resnet_v1", "model.face_weights": weights.ref})
     model = PFViT(config, data_info(CLASSES, image_size=SIZE, weights={"model.face_weights": weights}))
     assert torch.equal(model.face.net.repeat_2[3].branch1[1].conv.weight, published["repeat_2.3.branch1.1.conv.weight"])
+
+
+def test_a_registered_loss_with_its_own_optimizer_trains_beside_both_slots() -> None:
+    model = tiny_pfvit({"loss.name": "center"})
+    slots = model.configure_optimizers()
+    assert {"model", DISC_SLOT} < set(slots) and model.loss_slots
+    centres = next(iter(model.loss.parameters())).detach().clone()
+    logs = model.training_step(batch([0, 1, 2, 3]), step_context(slots))
+    assert torch.isfinite(logs["loss"]) and not torch.equal(next(iter(model.loss.parameters())), centres)

@@ -79,6 +79,7 @@ class PFViT(ClassifierMethod):
         num_patches = self.encoder.patch_embed.num_patches
         self.separator = Separator(dim, model["se_reduction"], per_token=model["separator_mask"] == "token")
         self.classifier = nn.Linear(dim, info.num_classes)
+        self.loss.set_feature_dim(dim)
         self.generator = Generator(num_patches, dim, self.patch_size, model,
                                    cross_fusion=model["cross_fusion"] and self.variant == "pfvit")
         self.discriminator = Discriminator(info.image_size, self.patch_size, dim, info.num_classes + 1, model)
