@@ -328,3 +328,17 @@ def test_a_registered_loss_with_its_own_optimizer_trains_beside_both_slots() -> 
     centres = next(iter(model.loss.parameters())).detach().clone()
     logs = model.training_step(batch([0, 1, 2, 3]), step_context(slots))
     assert torch.isfinite(logs["loss"]) and not torch.equal(next(iter(model.loss.parameters())), centres)
+
+
+def test_optimizers_and_paper_preset_follow_section_4_2() -> None:
+    slots = tiny_pfvit().configure_optimizers()
+    disc = slots[DISC_SLOT].optimizer
+    assert isinstance(disc, torch.optim.Adam) and disc.defaults["betas"] == (0.5, 0.999)
+    assert isinstance(slots["model"].optimizer, torch.optim.Adam)
+    paper = method_config("pfvit", "paper")
+    assert (paper["optim"]["name"], paper["optim"]["lr"]) == ("adam", 2e-5)
+    assert (paper["disc_optim"]["lr"], paper["disc_optim"]["betas"]) == (1e-4, [0.5, 0.999])
+    model = paper["model"]
+    assert (model["embed_dim"], model["decoder_embed_dim"], model["decoder_depth"], model["decoder_num_heads"]) == (
+        768, 512, 8, 16)
+    assert model["face_net"] == "inception_resnet_v1" and paper["train"]["batch_size"] == 32
