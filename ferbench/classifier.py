@@ -47,13 +47,19 @@ class ClassifierMethod(Method):
         cfg = self.config["optim"]
         return param_groups(self, cfg["weight_decay"], cfg["layer_decay"], exclude=exclude)
 
+    def extra_slots(self) -> dict[str, OptimizerSlot]:
+        """Optimizers of parts trained apart from the network (e.g. an adversarial discriminator), by slot
+        name; their parameters stay out of the ``model`` slot (default: none)."""
+        return {}
+
     def configure_optimizers(self) -> dict[str, OptimizerSlot]:
         own = self.loss.own_slots()
-        excluded = {id(p) for slot in own.values() for p in slot.parameters()}
+        extra = self.extra_slots()
+        excluded = {id(p) for slot in (*own.values(), *extra.values()) for p in slot.parameters()}
         model = optimizer_slot(self, self.config["optim"], self.info.steps_per_epoch, self.info.epochs,
                                groups=self.optimizer_groups(excluded))
         self.loss_slots = tuple(own)
-        return {MODEL_SLOT: model, **own}
+        return {MODEL_SLOT: model, **own, **extra}
 
     def training_step(self, batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         batch, mix = self.loss.prepare(batch)

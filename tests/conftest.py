@@ -86,20 +86,28 @@ def planned_config(method: str, preset: str = "tiny", dataset: str = "synthfer",
     (dotted keys given with ``__`` for ``.``), validated exactly as ``ferbench run`` validates it; weights
     references are left unresolved (nothing downloads)."""
     from ferbench.planning import RunRequest, plan_run
+    from ferbench.plugins import registry
+    from ferbench.settings import RunKind
+    from ferbench.specs import PRETRAINER
 
     pairs = [(key.replace("__", "."), value) for key, value in assignments.items()]
-    request = RunRequest(method=method, dataset=dataset, preset=preset, assignments=pairs)
+    kind = RunKind.PRETRAIN if registry().method(method).kind == PRETRAINER else RunKind.TRAIN
+    request = RunRequest(method=method, dataset=dataset, preset=preset, assignments=pairs, kind=kind)
     return plan_run(request, resolve_weights=False).config
 
 
-def data_info(num_classes: int = 3, image_size: int = 16, prior: Any = None, **fields: Any) -> Any:
-    """A DataInfo for ``num_classes`` balanced classes of ``image_size`` px RGB images."""
+def data_info(classes: int | tuple[str, ...] | None = None, image_size: int = 32, **fields: Any) -> Any:
+    """A ``DataInfo`` for building a method or loss directly in a unit test: ``classes`` is a class count
+    (the first canonical emotions) or names (default: the seven basic expressions), one RGB modality,
+    ten training samples per class; ``fields`` override any other field (``prior``, ``weights``...)."""
     import numpy as np
 
+    from ferbench.emotions import BASIC8
     from ferbench.method import DataInfo
 
-    defaults = dict(classes=tuple(f"class{k}" for k in range(num_classes)), modalities=("rgb",), image_size=image_size,
-                    class_counts=np.full(num_classes, 10), steps_per_epoch=1, epochs=1, prior=prior)
+    names = BASIC8[:classes] if isinstance(classes, int) else tuple(classes or BASIC8[:7])
+    defaults = dict(classes=names, modalities=("rgb",), image_size=image_size, class_counts=np.full(len(names), 10),
+                    steps_per_epoch=4, epochs=2)
     return DataInfo(**{**defaults, **fields})
 
 
@@ -126,3 +134,16 @@ def one_training_step(method: Any, batch: Any) -> dict[str, Any]:
                       amp_dtype=None)
     method.train()
     return method.training_step(batch, ctx)
+
+
+def method_config(method: str, preset: str = "tiny", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A method's effective config for ``preset`` with ``--set``-style overrides keyed by dotted path."""
+    return planned_config(method, preset, **{key.replace(".", "__"): value for key, value in (overrides or {}).items()})
+
+
+def weights_file(state: dict[str, Any], path: Path) -> Any:
+    """``state`` saved as safetensors at ``path`` and resolved as the runner resolves a weights reference."""
+    from ferbench.weights import resolve, save_state_dict
+
+    save_state_dict(state, path)
+    return resolve(str(path))

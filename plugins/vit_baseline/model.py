@@ -6,6 +6,7 @@ from typing import Any
 import torch
 
 from ferbench.classifier import ClassifierMethod
+from ferbench.errors import UsageError
 from ferbench.method import DataInfo
 from ferbench_plugins.common.backbones import create_backbone, pooled_features, vit_kwargs
 
@@ -17,6 +18,9 @@ class ViTClassifier(ClassifierMethod):
     def __init__(self, config: dict[str, Any], info: DataInfo) -> None:
         super().__init__(config, info)
         model = config["model"]
+        if not model["weights"] and model["weights_adapter"] != "timm":
+            raise UsageError(f"model.weights_adapter is {model['weights_adapter']!r} but model.weights is empty: name "
+                             "the weights, e.g. --set model.weights=run:<id> of a `ferbench pretrain --method mae` run")
         self.backbone = create_backbone(model["arch"], info.num_classes, weights=info.weights.get("model.weights"),
                                         adapter=model["weights_adapter"], img_size=info.image_size, **vit_kwargs(model))
         self.loss.set_feature_dim(self.backbone.num_features)
