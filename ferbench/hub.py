@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,23 @@ def hub_settings() -> HubSettings:
     return HubSettings(endpoint=endpoint, cache_dir=cache.expanduser(), offline=offline)
 
 
+#: How long a probe's answer is reused within a process (resolving several references probes once).
+PROBE_REUSE_S = 10.0
+_probes: dict[HubSettings, tuple[float, str | None]] = {}
+
+
 def unreachable_reason(settings: HubSettings, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """Why the Hub cannot be asked now (offline mode, no connection), or None when it can."""
+    """Why the Hub cannot be asked now (offline mode, no connection), or None when it can; a probe's
+    answer is reused for :data:`PROBE_REUSE_S` seconds."""
+    now = time.monotonic()
+    if settings in _probes and now - _probes[settings][0] < PROBE_REUSE_S:
+        return _probes[settings][1]
+    reason = _probe(settings, timeout)
+    _probes[settings] = (now, reason)
+    return reason
+
+
+def _probe(settings: HubSettings, timeout: float) -> str | None:
     if settings.offline:
         return "HF_HUB_OFFLINE is set"
     parts = urlsplit(settings.endpoint)

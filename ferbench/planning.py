@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import build_config, flatten, method_tree, read_config_file, set_path
-from .errors import UsageError, did_you_mean
+from .errors import FerbenchError, UsageError, did_you_mean
 from .plugins import Registry, registry
 from .settings import RunKind
 from .specs import PRETRAINER, DatasetSpec, MethodSpec
@@ -115,7 +115,7 @@ def plan_run(request: RunRequest, reg: Registry | None = None, resolve_weights: 
     plan = Plan(method=method, dataset=dataset, protocol=protocol, preset=preset, config=config,
                 data_root=data_root, kind=request.kind, views=max(method.views, loss_views))
     if resolve_weights:
-        plan.weights, plan.fold_weights = resolve_config_weights(weights_keys(config), request.db)
+        plan.weights, plan.fold_weights = resolve_config_weights(weights_keys(config), request.db, method.weights_help)
     return plan
 
 def plan_eval(request: RunRequest, reg: Registry | None = None) -> Plan:
@@ -179,9 +179,10 @@ def _config(request: RunRequest, reg: Registry, method: MethodSpec, dataset: Dat
     return config
 
 
-def resolve_config_weights(references: dict[str, str], db: str | None
+def resolve_config_weights(references: dict[str, str], db: str | None, help_by_key: Mapping[str, str] | None = None
                            ) -> tuple[dict[str, ResolvedWeights], dict[str, dict[int, ResolvedWeights]]]:
-    """Resolve (download or find, then hash) weights references: (single files, per-fold files)."""
+    """Resolve (download or find, then hash) weights references: (single files, per-fold files). A key that
+    fails is named in the error, with the method's advice on obtaining those weights when it has some."""
     if not references:
         return {}, {}
     from .store import Store
@@ -190,11 +191,15 @@ def resolve_config_weights(references: dict[str, str], db: str | None
     store = Store(db)
     single, per_fold = {}, {}
     for path, ref in references.items():
-        folds = resolve_per_fold(ref, store)
-        if folds is None:
-            single[path] = resolve(ref, store=store)
-        else:
-            per_fold[path] = folds
+        try:
+            folds = resolve_per_fold(ref, store)
+            if folds is None:
+                single[path] = resolve(ref, store=store)
+            else:
+                per_fold[path] = folds
+        except FerbenchError as exc:
+            advice = (help_by_key or {}).get(path)
+            raise UsageError(f"{path}: {exc}" + (f"; {advice}" if advice else "")) from None
     return single, per_fold
 
 

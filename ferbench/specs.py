@@ -178,6 +178,9 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     dataset_presets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     views: int = 1
+    #: how to obtain the weights a config key names when they cannot be downloaded by reference (e.g. a
+    #: converted file from outside the Hub), shown when resolving that key fails
+    weights_help: Mapping[str, str] = field(default_factory=dict)
     constraints: Mapping[str, Constraint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -124,7 +124,7 @@ def resolve(ref: str, *, store: Store | None = None) -> ResolvedWeights:
         from .hub import download
 
         if parsed.kind == "timm":
-            repo_id, revision, filenames = timm_source(parsed.name or "")
+            repo_id, revision, filenames = _cached_timm_source(parsed.name or "") or timm_source(parsed.name or "")
         else:
             repo_id, revision, filenames = parsed.repo_id, parsed.revision, [parsed.filename or ""]
         hub_file = download(repo_id or "", filenames, revision, ref)
@@ -170,6 +170,17 @@ def timm_source(name: str) -> tuple[str, str | None, list[str]]:
     filename = cfg.hf_hub_filename or "pytorch_model.bin"
     twin = _SAFETENSORS_TWINS.get(filename) or (filename[:-4] + ".safetensors" if filename.endswith(".bin") else None)
     return repo_id, revision or None, [twin, filename] if twin else [filename]
+
+
+def _cached_timm_source(name: str) -> tuple[str, str | None, list[str]] | None:
+    """Where timm's weights of ``name`` sit in the Hub cache when the Hub cannot be asked: ``timm/<name>``
+    for a name with an explicit tag (timm hosts every tagged model there), so an offline machine finds
+    cached weights, or fails, in a second, without importing timm (and torch) to read its config."""
+    from .hub import hub_settings, unreachable_reason
+
+    if "." not in name or unreachable_reason(hub_settings()) is None:
+        return None
+    return f"timm/{name}", None, ["model.safetensors", "pytorch_model.bin"]
 
 
 def _kept_fold(ref: WeightsRef, store: Store | None) -> tuple[int, Path, str | None]:

@@ -85,9 +85,16 @@ DEFAULTS = {
     "loss": {"name": "ce"},
 }
 
+#: Where the paper preset expects FaceNet's VGGFace2 weights (published on GitHub, not on the Hub).
+FACENET_VGGFACE2 = "~/.ferbench/weights/facenet-vggface2.safetensors"
+FACENET_HELP = ("PF-ViT's orthogonality term uses FaceNet (Inception-ResNet-V1) trained on VGGFace2: download "
+                "20180402-114759-vggface2.pt from github.com/timesler/facenet-pytorch/releases/tag/v2.2.9 and run "
+                "`ferbench weights convert 20180402-114759-vggface2.pt " + FACENET_VGGFACE2 + "` (a plain state dict), "
+                "or use Table 5's other rows: --set model.face_net=resnet50 --set model.face_weights=timm:resnet50.tv_in1k")
+
 PAPER = {
     "model": {**table1_model("base"), "weights": "timm:vit_base_patch16_224.mae", "face_net": "inception_resnet_v1",
-              "drop_path_rate": 0.1},
+              "face_weights": FACENET_VGGFACE2, "drop_path_rate": 0.1},
     "optim": {"name": "adam", "lr": 2e-5, "weight_decay": 0.0, "betas": [0.9, 0.999], "schedule": "plateau",
               "plateau_monitor": "train_loss", "plateau_patience": 30, "gamma": 0.1},
     "train": {"epochs": 100, "batch_size": 32},
@@ -115,6 +122,7 @@ TINY = {
 @hookimpl
 def register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
+        weights_help={"model.face_weights": FACENET_HELP},
         name="pfvit",
         factory="ferbench_plugins.pfvit.model:PFViT",
         presets={"paper": PAPER, "paper-small": SMALLER["small"], "paper-tiny": SMALLER["tiny"], "tiny": TINY},

@@ -78,6 +78,12 @@ DEFAULTS = {
 }
 
 HSEMOTION_B2 = "~/.ferbench/weights/enet_b2_7.safetensors"
+#: How to make the file above (HSEmotion publishes a pickled model on GitHub, not on the Hub).
+HSEMOTION_HELP = ("the thesis starts both streams from HSEmotion's face-pretrained EfficientNet-B2: download enet_b2_7.pt "
+                  "from github.com/HSE-asavchenko/face-emotion-recognition (models/affectnet_emotions) and run "
+                  "`ferbench weights convert --from-pickle --trust-pickle enet_b2_7.pt " + HSEMOTION_B2 + "`, or start "
+                  "from ImageNet with --set model.rgb_weights=timm:efficientnet_b2.ra_in1k --set "
+                  "model.depth_weights=timm:efficientnet_b2.ra_in1k --set model.weights_adapter=timm")
 #: ``model.modalities`` -> the streams built (Table 3.6 trains the RGB stream alone).
 STREAMS = {"rgb+depth": ("rgb", "depth"), "rgb": ("rgb",), "depth": ("depth",)}
 #: ``model.fusion``: the thesis text, the public code's HEAD, the sum-fusion ablation (Table 3.7).
@@ -105,6 +111,7 @@ TINY = {
 @hookimpl
 def register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
+        weights_help={"model.rgb_weights": HSEMOTION_HELP, "model.depth_weights": HSEMOTION_HELP},
         name="rgbd-fusion",
         factory="ferbench_plugins.rgbd_fusion.model:RGBDFusion",
         presets={"paper": PAPER, "tiny": TINY},
