@@ -49,20 +49,20 @@ def check(store: Store, reg: Registry | None = None) -> list[Finding]:
     reg = reg or registry()
     runs = {row["run_id"]: row for row in store.query("SELECT run_id, run_key, status, host, kind, classes FROM runs")}
     busy = {run_id for run_id, row in runs.items() if row["run_key"] and not _lock(store, row).is_free()}
-    return [*_orphans(store, runs), *_missing_metrics(store, runs, busy, reg), *_stale_running(store, runs, busy),
-            *_files(store), *_leftovers(store, runs, busy)]
+    return [*_orphans(store), *_missing_metrics(store, runs, busy, reg), *_stale_running(store, runs, busy),
+            *_files(store), *_leftovers(store, busy)]
 
 
 def _lock(store: Store, run: dict[str, Any]) -> RunLock:
     return RunLock(store.artifacts_dir, str(run["run_key"]))
 
 
-def _orphans(store: Store, runs: dict[str, Any]) -> Iterator[Finding]:
+def _orphans(store: Store) -> Iterator[Finding]:
     for table in ("folds", *FOLD_TABLES, "pretrain_images"):
         for row in store.query(f"SELECT run_id, count(*) AS n FROM {table} t WHERE NOT EXISTS "
                                f"(SELECT 1 FROM runs r WHERE r.run_id = t.run_id) GROUP BY run_id ORDER BY run_id"):
-            yield Finding("orphan rows", f"{row['n']} {table} row(s) of run {row['run_id']}, which is not in the runs table",
-                          "delete them", _delete(store, table, "run_id = ?", [row["run_id"]]))
+            text = f"{row['n']} {table} row(s) of run {row['run_id']}, which is not in the runs table"
+            yield Finding("orphan rows", text, "delete them", _delete(store, table, "run_id = ?", [row["run_id"]]))
     for table in FOLD_TABLES:
         for row in store.query(
                 f"SELECT t.run_id, t.fold, count(*) AS n FROM {table} t WHERE EXISTS (SELECT 1 FROM runs r WHERE "
@@ -124,7 +124,7 @@ def _stale_running(store: Store, runs: dict[str, Any], busy: set[str]) -> Iterat
             continue
         if run["host"] and run["host"] != here:
             yield Finding("stuck running", f"run {run_id} reads running; it was started on host {run['host']}, so "
-                                           "whether its process is alive cannot be told from here (run the check there)")
+                                           "whether its process is alive cannot be told here (check it there)")
             continue
         yield Finding("stuck running", f"run {run_id} reads running but no process executes it",
                       "mark it interrupted (the same command resumes it)", _mark_interrupted(store, run))
@@ -159,7 +159,7 @@ def _files(store: Store) -> Iterator[Finding]:
                                           f"{row['sha256'][:12]}... (restore it, or run again with --fresh)")
 
 
-def _leftovers(store: Store, runs: dict[str, Any], busy: set[str]) -> Iterator[Finding]:
+def _leftovers(store: Store, busy: set[str]) -> Iterator[Finding]:
     for path in stale_temporaries(store.artifacts_dir):
         yield Finding("leftover file", f"{path}: a temporary file of a process that was killed while writing it",
                       "delete it", path.unlink)

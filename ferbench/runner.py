@@ -101,7 +101,7 @@ class Runner:
         run = f" (run {holder['run_id']})" if holder.get("run_id") else ""
         if not self.request.wait:
             raise RunBusyError(f"the same run is already being executed by {lock.holder_text()}{run}; let it finish "
-                               "(its results will be in the database), or start this command with --wait to wait for it")
+                               "(its results will be in the database), or start this command with --wait")
         self.echo(f"waiting for {lock.holder_text()}{run}, which executes the same run")
         lock.acquire()
         return True

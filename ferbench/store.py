@@ -236,8 +236,6 @@ class Store:
     def _insert_artifact(self, con: Any, run_id: str, fold: int, kind: str, name: str, path: Path) -> None:
         """Record a file a fold produced (an image grid, per-sample outputs) with its hash and size; a file
         in the artifacts folder is recorded relative to it, so the database and its folder can move together."""
-        con.execute("DELETE FROM artifacts WHERE run_id = ? AND fold = ? AND kind = ? AND name = ?",
-                    [run_id, fold, kind, name])
         stored = path.relative_to(self.artifacts_dir) if path.is_relative_to(self.artifacts_dir) else path
         con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [run_id, fold, kind, name, str(stored), file_sha256(path), path.stat().st_size])

@@ -11,6 +11,7 @@ No assertion depends on timing: kills come at random moments, but what must hold
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import random
@@ -23,7 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -47,8 +48,9 @@ def env_for(home: Path, db: Path | None = None) -> dict[str, str]:
     return with_toy_plugin(env)
 
 
-def start(*args: str, env: dict[str, str], prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    return subprocess.Popen([*prefix, sys.executable, "-m", "ferbench", *args], env=env, stdout=subprocess.PIPE,
+def start(*args: str, env: dict[str, str], prefix: tuple[str, ...] = (), stdout: Any = subprocess.PIPE
+          ) -> subprocess.Popen[str]:
+    return subprocess.Popen([*prefix, sys.executable, "-m", "ferbench", *args], env=env, stdout=stdout,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
@@ -65,10 +67,18 @@ def lock_files(store: Store) -> list[Path]:
     return sorted((store.artifacts_dir / "locks").glob("*.lock"))
 
 
-def run_opened(store: Store, pid: int | None = None) -> bool:
-    """Whether a process (``pid``) holds a run lock and has recorded its run (the lock names the run id)."""
-    texts = [path.read_text() for path in lock_files(store)]
-    return any('"run_id"' in text and (pid is None or f'"pid": {pid},' in text) for text in texts)
+def lock_taken(store: Store, pid: int) -> bool:
+    """Whether process ``pid`` took a run lock (its holder's details stay in the file after it ends)."""
+    return any(f'"pid": {pid},' in path.read_text() for path in lock_files(store))
+
+
+def run_opened(store: Store, pid: int) -> bool:
+    """Whether process ``pid`` took a run lock and recorded its run (the lock then names the run id)."""
+    return any(f'"pid": {pid},' in text and '"run_id"' in text for text in map(Path.read_text, lock_files(store)))
+
+
+def completed(store: Store) -> bool:
+    return store.path.exists() and bool(store.query("SELECT 1 FROM runs WHERE status = 'completed'"))
 
 
 # --- what was recorded ------------------------------------------------------------------------------
@@ -190,8 +200,9 @@ def plant_checkpoints(folder: Path, marker: Path) -> None:
 def test_random_kills_and_planted_checkpoints_end_in_the_uninterrupted_result(reference: Reference,
                                                                               tmp_path: Path) -> None:
     """Kill 1 comes once the run is recorded; fold 0's checkpoints are then replaced by a truncated file and
-    a pickle that would run a command; kills 2 and 3 come at random moments after the run lock is taken.
-    The next start sets both files aside and retrains fold 0; the result is the uninterrupted run's."""
+    a pickle that would run a command; kills 2 and 3 come at random moments after the process took the run
+    lock (a process that completes the run first ends the series). The files are set aside, fold 0 retrains,
+    and the result is the uninterrupted run's, bit for bit."""
     rng = random.Random(KILL_SEED)
     home = tmp_path / "a home with spaces"
     store = Store(home / "results.duckdb")
@@ -202,25 +213,29 @@ def test_random_kills_and_planted_checkpoints_end_in_the_uninterrupted_result(re
     for kill in range(3):
         proc = start(*args, env=env)
         if kill == 0:
-            wait_until(lambda: run_opened(store, proc.pid), proc, "it recorded its run")
+            wait_until(lambda pid=proc.pid: run_opened(store, pid), proc, "it recorded its run")
         else:
-            wait_until(lambda: bool(lock_files(store)), proc, "it took its run lock")
+            wait_until(lambda pid=proc.pid: lock_taken(store, pid), proc, "it took its run lock")
             time.sleep(rng.uniform(0.0, 1.5))
         proc.send_signal(signal.SIGKILL)
         outputs += proc.communicate()
         if kill == 0:
             (run,) = store.query("SELECT run_id FROM runs")
-            plant_checkpoints(store.artifacts_dir / run["run_id"], marker)
+            folder = store.artifacts_dir / run["run_id"]
+            plant_checkpoints(folder, marker)
             pickle.loads(pickle.dumps(Payload(tmp_path / "control")))  # the payload is live when unpickled
             assert (tmp_path / "control").exists()
         assert_unchanged(before, store)
         before = recorded(store)
-    final = ferbench(*args, env=env)
-    outputs += [final.stdout, final.stderr]
+        if completed(store):
+            break
+    if not completed(store):
+        final = ferbench(*args, env=env)
+        outputs += [final.stdout, final.stderr]
 
     assert not marker.exists(), "a planted checkpoint was unpickled"
-    log = "\n".join(outputs)
-    assert "fold-0.pt is unreadable" in log and "fold-0.prev.pt is unreadable" in log
+    assert (folder / "fold-0.pt.unreadable").exists() and (folder / "fold-0.prev.pt.unreadable").exists()
+    assert "is unreadable" in "\n".join(outputs)
     assert_unchanged(before, store)
     (run,) = assert_sound(store)
     same_predictions(store, run["run_id"], reference)
@@ -249,16 +264,19 @@ def test_the_same_run_started_twice_is_refused_or_waits(tmp_path: Path) -> None:
     first = start(*ARGS, env=env)
     wait_until(lambda: run_opened(store, first.pid), first, "it recorded its run")
     first.send_signal(signal.SIGSTOP)
+    said = tmp_path / "waiting.txt"
     try:
-        waiting = start(*ARGS, "--wait", env=env)
+        with open(said, "w") as stdout:
+            waiting = start(*ARGS, "--wait", env=env, stdout=stdout)
         refused = subprocess.run([sys.executable, "-m", "ferbench", *ARGS], env=env, capture_output=True, text=True,
                                  stdin=subprocess.DEVNULL)
         assert_one_line_error(refused, f"process {first.pid} on host", "--wait")
-        assert waiting.poll() is None  # it cannot take the run while the first one holds it
+        wait_until(lambda: f"waiting for process {first.pid}" in said.read_text(), waiting, "it waited")
     finally:
         first.send_signal(signal.SIGCONT)
     assert first.wait() == 0
-    out, err = waiting.communicate()
+    _, err = waiting.communicate()
+    out = said.read_text()
     assert waiting.returncode == 0, err
     assert "waiting for process" in out and "not run again" in out
     (run,) = assert_sound(store)
@@ -294,7 +312,8 @@ def small_disk(tmp_path: Path):
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root; the full-disk test runs where it can mount one")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
     try:
@@ -360,7 +379,8 @@ def test_a_read_only_database_is_listed_rendered_and_exported(reference: Referen
     folder.chmod(0o555)
     env = env_for(tmp_path / "home", store.path)
     try:
-        commands = [("runs",), ("leaderboard", "--out", str(tmp_path / "site")), ("export", "--out", str(tmp_path / "csv"))]
+        commands = [("runs",), ("leaderboard", "--out", str(tmp_path / "site")),
+                    ("export", "--out", str(tmp_path / "csv"))]
         for args in commands:
             proc = start(*args, env=env, prefix=prefix)
             out, err = proc.communicate()
@@ -381,7 +401,7 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-@pytest.mark.parametrize("damage, command", list(zip(DAMAGE, ["runs", "leaderboard", "export"])))
+@pytest.mark.parametrize("damage, command", list(zip(DAMAGE, ["runs", "leaderboard", "export"], strict=True)))
 def test_a_damaged_database_is_one_line(damage: str, command: str, reference: Reference, tmp_path: Path) -> None:
     store = copy_reference(reference, tmp_path / "db")
     damaged = DAMAGE[damage](store.path.read_bytes())
@@ -419,3 +439,52 @@ def test_a_diverged_fold_is_refused_and_the_run_marked_failed(reference: Referen
     assert run["status"] == "failed" and "not finite" in run["error"]
     assert not store.query("SELECT * FROM folds WHERE run_id = ?", [run["run_id"]])
     assert_unchanged(reference.folds, store)
+
+
+# --- ferbench db check ------------------------------------------------------------------------------
+
+def test_db_check_reports_and_repairs_what_interruptions_leave(reference: Reference, tmp_path: Path) -> None:
+    import duckdb
+
+    from ferbench.locks import RunLock
+
+    store = copy_reference(reference, tmp_path / "db")
+    run_id, folder = reference.run_id, store.artifacts_dir / reference.run_id
+    con = duckdb.connect(str(store.path))
+    con.execute("INSERT INTO curves VALUES ('ghost', 0, 0, 'train_loss', 1.0)")
+    con.execute("INSERT INTO predictions VALUES (?, 9, 'x', 0, 0, [1.0])", [run_id])
+    con.execute("DELETE FROM fold_metrics WHERE run_id = ? AND fold = 1", [run_id])
+    con.execute("UPDATE runs SET status = 'running'")
+    con.execute("INSERT INTO runs (run_id, run_key, status, host) SELECT 'live', 'live-key', 'running', host FROM runs")
+    con.close()
+    (folder / "fold-0.safetensors").unlink()
+    with open(folder / "fold-1.safetensors", "ab") as file:
+        file.write(b"\0")
+    gone = subprocess.Popen(["true"])  # a process that has ended: its pid names a killed writer
+    gone.wait()
+    (folder / f"fold-2.pt.{gone.pid}.tmp").write_bytes(b"partial")
+    (folder / "fold-2.pt").write_bytes(b"stale")
+    live = RunLock(store.artifacts_dir, "live-key")
+    assert live.acquire(blocking=False)  # a process executing run 'live'
+    env = env_for(tmp_path, store.path)
+    try:
+        found = ferbench("db", "check", "--json", env=env, check=False)
+        assert found.returncode == 1
+        kinds = Counter(f["kind"] for f in json.loads(found.stdout)["findings"])
+        assert kinds == {"orphan rows": 2, "fold without metrics": 1, "stuck running": 1, "missing file": 1,
+                         "changed file": 1, "leftover file": 2}, found.stdout
+        ferbench("db", "check", "--repair", "--dry-run", env=env, check=False)
+        assert json.loads(ferbench("db", "check", "--json", env=env, check=False).stdout)["findings"] == \
+            json.loads(found.stdout)["findings"]  # the dry run changed nothing
+        repaired = ferbench("db", "check", "--repair", env=env, check=False)
+        assert repaired.returncode == 1 and "2 left" in repaired.stdout  # the two files need a person
+        assert sorted(finding.kind for finding in dbcheck.check(store)) == ["changed file", "missing file"]
+    finally:
+        live.release()
+    assert [f.text for f in dbcheck.check(store) if f.kind == "stuck running"] == \
+        ["run live reads running but no process executes it"]  # once its process is gone
+    assert {r["run_id"]: r["status"] for r in store.query("SELECT run_id, status FROM runs")} == \
+        {run_id: "interrupted", "live": "running"}
+    assert recorded(store)[(run_id, 1)].metrics == reference.folds[(run_id, 1)].metrics  # recomputed, identical
+    assert not (folder / "fold-2.pt").exists() and not list(folder.glob("*.tmp"))
+    assert not store.query("SELECT * FROM curves WHERE run_id = 'ghost'")

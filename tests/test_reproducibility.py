@@ -17,8 +17,8 @@ def test_deterministic_runs_are_recorded_as_such_and_never_mixed_with_others(toy
     rows = {row["run_id"]: row for row in store.query("SELECT run_id, run_key, status, versions FROM runs")}
     first, second = rows[plain["run_id"]], rows[deterministic["run_id"]]
     assert first["run_key"] != second["run_key"]  # the flag is part of the key: no resuming across it
-    assert (first["versions"]["deterministic_algorithms"], second["versions"]["deterministic_algorithms"]) == ("False", "True")
-    assert (first["versions"]["cudnn_deterministic"], second["versions"]["cudnn_deterministic"]) == ("False", "True")
+    for flag in ("deterministic_algorithms", "cudnn_deterministic"):
+        assert (first["versions"][flag], second["versions"][flag]) == ("False", "True")
     assert first["versions"]["torch_threads"] == second["versions"]["torch_threads"]
     # same seed, machine and threads on the CPU: the same probabilities bit for bit, with or without the flag
     _, _, _, a = store.predictions(plain["run_id"], 1)
