@@ -107,13 +107,13 @@ def _missing_metrics(store: Store, runs: dict[str, Any], busy: set[str], reg: Re
 def _rescore(store: Store, reg: Registry, run_id: str, fold: int, num_classes: int,
              missing: list[str]) -> Callable[[], None]:
     def repair() -> None:
-        from .runner import scalar_metrics
+        from .contracts import scalar_metrics
 
         _, labels, _, probabilities = store.predictions(run_id, fold)
-        values = scalar_metrics(reg, labels, probabilities, num_classes)
+        values = scalar_metrics(labels, probabilities, num_classes, reg)
         with store.connect() as con:
             con.executemany("INSERT OR REPLACE INTO fold_metrics VALUES (?, ?, ?, ?)",
-                            [(run_id, fold, name, values[name]) for name in missing])
+                            [(run_id, fold, name, values[name]) for name in missing if name in values])
     return repair
 
 
