@@ -28,6 +28,10 @@ from .settings import RANKED_METRICS, RunKind, Selection, Status
 #: option -> value -> words, per dataset (``DatasetSpec.option_labels``), for board titles.
 OptionLabels = Mapping[str, Mapping[str, Mapping[Any, str]]]
 
+#: The badge of a run whose model never left one class (e.g. the majority class) on some fold: untrained or
+#: collapsed, whatever its accuracy says.
+SINGLE_CLASS_FLAG = "predicts one class for every test sample"
+
 _PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
 
 
@@ -51,6 +55,8 @@ class RunView:
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    #: folds whose model predicted one class for every test sample (of a test part holding several classes)
+    single_class_folds: list[int] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -81,6 +87,8 @@ class RunView:
             flags.append(("note", "evaluation only"))
         if (self.row.get("flags") or {}).get("test_images_in_pretraining"):
             flags.append(("warn", "pre-training saw test images"))
+        if self.single_class_folds:
+            flags.append(("warn", SINGLE_CLASS_FLAG))
         return flags
 
     @cached_property

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 import click
 
+from .db_cli import db as db_group
 from .errors import DEBUG_ENV, FerbenchError, UsageError, debug_enabled
 from .weights_cli import weights as weights_group
 
@@ -51,6 +52,10 @@ _RUN_OPTIONS = [
     click.option("--data-root", help="Folder holding the dataset's files (or set FERBENCH_DATA_ROOT)."),
     click.option("--db", help="Results database (default: $FERBENCH_DB or ~/.ferbench/ferbench.duckdb)."),
     click.option("--fresh", is_flag=True, help="Start a new run even if an interrupted identical run can be resumed."),
+    click.option("--wait", is_flag=True, help="When another process executes the same run, wait for it instead of "
+                 "refusing (a run it completes meanwhile is reported, not repeated)."),
+    click.option("--deterministic", is_flag=True, help="Deterministic algorithms only (torch, cuDNN): needed for "
+                 "bit-identical results on CUDA; recorded with the run."),
     click.option("--progress/--no-progress", default=None, help="Show progress bars (default: when on a terminal)."),
     click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of text."),
 ]
@@ -345,6 +350,7 @@ def _output_folder(out: str) -> Path:
 
 
 cli.add_command(weights_group)
+cli.add_command(db_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

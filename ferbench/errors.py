@@ -35,3 +35,12 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 class PluginError(FerbenchError):
     """A plugin broke its contract (a spec, a dataset's table or pixels, a metric's value, an import
     path); the message names the plugin and what to fix."""
+
+
+class StorageError(FerbenchError):
+    """A file or folder ferbench must read or write cannot be used: a full disk, missing permissions, a file
+    where a folder should be, a damaged database. The message names the path and what to do."""
+
+
+class RunBusyError(FerbenchError):
+    """Another process is executing the same run (same key): the message names it (pid, host)."""

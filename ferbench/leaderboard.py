@@ -118,6 +118,10 @@ def _load_runs(store: Store) -> tuple[list[RunView], dict[str, int]]:
     for row in store.query("SELECT * FROM artifacts ORDER BY run_id, fold, kind, name"):
         if row["run_id"] in runs:
             runs[row["run_id"]].artifacts.append(row)
+    for row in store.query("SELECT run_id, fold FROM predictions GROUP BY run_id, fold "
+                           "HAVING count(DISTINCT prediction) = 1 AND count(DISTINCT label) > 1 ORDER BY run_id, fold"):
+        if row["run_id"] in runs:
+            runs[row["run_id"]].single_class_folds.append(row["fold"])
     fold_counts = {row["manifest_hash"]: row["n"] for row in store.query(
         "SELECT manifest_hash, json_array_length(manifest, '$.folds') AS n FROM manifests")}
     return list(runs.values()), fold_counts

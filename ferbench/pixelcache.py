@@ -2,7 +2,8 @@
 
 The first run at a resolution decodes and resizes all images in parallel threads and writes one
 ``.npy`` file per modality; later epochs and later runs memory-map it, so nothing is decoded again.
-Unreadable images are skipped (zero-filled), counted and reported, never fatal.
+Unreadable images are skipped (zero-filled), counted and reported, never fatal. Concurrent first runs
+take turns on a lock per cache entry: one decodes, the others then read what it wrote.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Callable
 import numpy as np
 
 from .datafiles import resize
+from .diskio import ensure_dir, replacing, reserve_space, write_bytes
+from .locks import FileLock
 from .store import home
 
 #: ``read(index) -> uint8 [H, W, C]`` for sample ``index``; raises (OSError, ValueError...) when unreadable.
@@ -43,6 +46,7 @@ def _decode_all(count: int, size: int, channels: int, read: Reader, target: Path
     from tqdm.auto import tqdm
 
     array = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(count, size, size, channels))
+    reserve_space(target)  # a full disk is then an OSError now, not a SIGBUS when a page is written
     failed: list[int] = []
 
     def work(index: int) -> None:
@@ -75,23 +79,27 @@ def cached_pixels(namespace: str, key: str, count: int, size: int, readers: dict
     """
     folder = cache_root() / namespace / f"{key}-{size}px-v{CACHE_VERSION}"
     meta_path = folder / "meta.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in readers}
-        return Pixels(arrays, np.asarray(meta["unreadable"], dtype=np.int64))
-    folder.mkdir(parents=True, exist_ok=True)
+    if not meta_path.exists():
+        with FileLock(folder.with_name(folder.name + ".lock"), "pixel cache"):
+            if not meta_path.exists():  # another process may have decoded it while this one waited
+                _decode_into(folder, namespace, count, size, readers, ids)
+    meta = json.loads(meta_path.read_text())
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in readers}
+    return Pixels(arrays, np.asarray(meta["unreadable"], dtype=np.int64))
+
+
+def _decode_into(folder: Path, namespace: str, count: int, size: int, readers: dict[str, tuple[Reader, int]],
+                 ids: np.ndarray | None) -> None:
+    """Decode every modality into ``folder``; ``meta.json``, written last, marks the entry complete."""
+    ensure_dir(folder, "pixel cache")
     unreadable: set[int] = set()
     for name, (read, channels) in readers.items():
-        tmp = folder / f"{name}.partial-{os.getpid()}.npy"  # concurrent runs never share a partial file
-        unreadable.update(_decode_all(count, size, channels, read, tmp, f"{namespace} {name}"))
-        tmp.replace(folder / f"{name}.npy")
+        with replacing(folder / f"{name}.npy", "pixel cache file") as tmp:
+            unreadable.update(_decode_all(count, size, channels, read, tmp, f"{namespace} {name}"))
     failed = sorted(unreadable)
     if failed:
         shown = ", ".join(str(ids[i]) if ids is not None else str(i) for i in failed[:5])
         print(f"ferbench: warning: {len(failed)} unreadable image(s) in {namespace} skipped "
               f"(e.g. {shown})", file=sys.stderr)
-    partial_meta = folder / f"meta.partial-{os.getpid()}.json"
-    partial_meta.write_text(json.dumps({"count": count, "size": size, "unreadable": failed}))
-    partial_meta.replace(meta_path)
-    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in readers}
-    return Pixels(arrays, np.asarray(failed, dtype=np.int64))
+    meta = json.dumps({"count": count, "size": size, "unreadable": failed})
+    write_bytes(folder / "meta.json", meta.encode(), "pixel cache file")

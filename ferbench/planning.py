@@ -43,6 +43,8 @@ class RunRequest:
     kind: RunKind = RunKind.TRAIN
     weights: str | None = None  # ``ferbench eval --weights REF``: the weights scored without training
     allow_test_images_in_pretraining: bool = False
+    wait: bool = False  # wait for another process executing the same run instead of refusing
+    deterministic: bool = False  # deterministic algorithms only (bit-for-bit repeatable on CUDA too)
 
 
 @dataclass

@@ -32,13 +32,16 @@ def _installed_version(distribution: str) -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of ferbench and of the libraries that determine a score, and the thread settings."""
+    """Versions of ferbench and of the libraries that determine a score, and the settings that decide
+    whether it repeats bit for bit (threads, deterministic algorithms, cuDNN)."""
     import torch
 
     return {"ferbench": __version__, "torch": torch.__version__, "timm": _installed_version("timm"),
             "numpy": np.__version__, "python": platform.python_version(),
             "torch_threads": str(torch.get_num_threads()),
             "deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
+            "cudnn_deterministic": str(torch.backends.cudnn.deterministic),
+            "cudnn_benchmark": str(torch.backends.cudnn.benchmark),
             "cuda": str(torch.version.cuda), "device_name": _device_name(torch)}
 
 

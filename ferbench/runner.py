@@ -23,7 +23,9 @@ from . import foldstats, provenance
 from .config import config_hash
 from .contracts import load_dataset, load_pixels, metric_value, scalar_metrics
 from .data import FERData
-from .errors import UsageError
+from .diskio import remove_temporaries, write_atomically
+from .errors import FerbenchError, RunBusyError, StorageError, UsageError
+from .locks import RunLock
 from .metrics import aggregate
 from .planning import EVAL_WEIGHTS, Plan, RunRequest, plan_eval, plan_run
 from .plugins import call_hook, registry
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     import torch
 
     from .method import DataInfo, Method
-    from .trainer import FoldResult
+    from .trainer import Checkpoint, FoldResult
 
 #: How many held-out images a method's image grids show.
 PREVIEW_IMAGES = 8
@@ -64,34 +66,74 @@ class Runner:
 
     # --- the run ----------------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
-        """Train (or only score) every requested fold; returns the run summary."""
-        from .trainer import select_device
+        """Train (or only score) every requested fold; returns the run summary. One process at a time
+        executes a run key: another one is refused, or waits with ``--wait``."""
+        data, arrays, manifest = self._load()  # first: a data or cache problem surfaces before torch loads
+        from .trainer import select_device, use_deterministic
 
+        use_deterministic(self.request.deterministic)  # before torch computes anything and versions are recorded
         device = select_device(self.request.device)
-        data, arrays, manifest = self._load()
         folds = (self.request.fold,) if self.request.fold is not None else tuple(range(len(manifest.folds)))
         flags = self._pretraining_overlap(data, manifest, folds)
-        info, resumed = self._open_run(manifest, folds, str(device), flags)
+        run_key = self._run_key(manifest, folds)
+        lock = RunLock(self.store.artifacts_dir, run_key)
+        asked = datetime.now()
+        waited = self._take(lock)
+        try:
+            finished = self._completed_since(run_key, asked) if waited else None
+            if finished is not None:
+                self.echo(f"run {finished} was completed by the process this one waited for; not run again")
+                info = self._run_info(finished, manifest, folds, str(device), resumed=False)
+                return self._summary(info, manifest, self._completed_folds(info.run_id), resumed=False)
+            info, resumed = self._open_run(run_key, manifest, folds, str(device), flags)
+            lock.describe(run_id=info.run_id)
+            return self._execute_folds(info, data, arrays, manifest, folds, device, resumed)
+        finally:
+            lock.release()
+
+    def _take(self, lock: RunLock) -> bool:
+        """Take the run key's lock; when another process holds it, refuse, or wait with ``--wait``.
+        Returns whether this process waited. Nothing here reads the database: a holder frozen inside a
+        write cannot block the refusal."""
+        if lock.acquire(blocking=False):
+            return False
+        holder = lock.holder()
+        run = f" (run {holder['run_id']})" if holder.get("run_id") else ""
+        if not self.request.wait:
+            raise RunBusyError(f"the same run is already being executed by {lock.holder_text()}{run}; let it finish "
+                               "(its results will be in the database), or start this command with --wait")
+        self.echo(f"waiting for {lock.holder_text()}{run}, which executes the same run")
+        lock.acquire()
+        return True
+
+    def _execute_folds(self, info: RunInfo, data: FERData, arrays: dict[str, np.ndarray], manifest: Manifest,
+                       folds: tuple[int, ...], device: torch.device, resumed: bool) -> dict[str, Any]:
         self.echo(f"{self.plan.kind} run {info.run_id}{' (resumed)' if resumed else ''}: {self.plan.method.name} "
                   f"[{self.plan.preset}] on {self.plan.dataset.name}/{self.plan.protocol}, seed {self.request.seed}, "
                   f"{len(folds)} fold(s), {device}")
         call_hook("on_run_start", run=info)
         try:
+            remove_temporaries(self.store.artifacts_dir / info.run_id)  # left by a killed process of this run
             per_fold = self._completed_folds(info.run_id)
             for index in folds:
                 if index in per_fold:
                     self.echo(f"fold {index}: already recorded, skipped")
+                    self._checkpoint(info, index).remove()  # left when a kill came right after recording
                     continue
                 per_fold[index] = self._run_fold(info, FoldData(data, arrays, manifest.folds[index], index), device)
                 call_hook("on_fold_end", run=info, fold=index, metrics=per_fold[index])
+            summary = self._summary(info, manifest, per_fold, resumed)
+            self._end(info, Status.COMPLETED, summary)
         except KeyboardInterrupt:
-            self._end(info, Status.INTERRUPTED)
+            self._end_quietly(info, Status.INTERRUPTED)
             raise
+        except StorageError as exc:
+            recorded = self._end_quietly(info, Status.FAILED, error=str(exc))
+            raise StorageError(f"{exc}; run {info.run_id} keeps what it recorded and resumes when the same command "
+                               f"is started again{'' if recorded else ' (its status could not be updated)'}") from None
         except BaseException as exc:
-            self._end(info, Status.FAILED, error=repr(exc)[:2000])
+            self._end_quietly(info, Status.FAILED, error=repr(exc)[:2000])
             raise
-        summary = self._summary(info, manifest, per_fold, resumed)
-        self._end(info, Status.COMPLETED, summary)
         return summary
 
     def _load(self) -> tuple[FERData, dict[str, np.ndarray], Manifest]:
@@ -134,18 +176,22 @@ class Runner:
         return {"test_images_in_pretraining": overlap}
 
     # --- one fold ---------------------------------------------------------------------------------
+    def _checkpoint(self, info: RunInfo, index: int) -> Checkpoint:
+        from .trainer import Checkpoint
+
+        return Checkpoint(self.store.artifacts_dir / info.run_id / f"fold-{index}.pt",
+                          warn=lambda message: self.echo(f"warning: {message}"))
+
     def _run_fold(self, info: RunInfo, part: FoldData, device: torch.device) -> dict[str, float]:
-        from .trainer import Checkpoint, Trainer, seed_everything
+        from .trainer import Trainer, seed_everything
 
         loaders, data_info = self._fold_inputs(part, device)
         seed_everything(self.request.seed, 1, part.index)
         method: Method = load_object(self.plan.method.factory)(self.plan.config, data_info)
+        checkpoint = self._checkpoint(info, part.index)
         if self.plan.kind is RunKind.EVAL:
             result = self._evaluate_only(method, part, loaders, device)
         else:
-            checkpoint = Checkpoint(self.store.artifacts_dir / info.run_id / f"fold-{part.index}.pt",
-                                    warn=lambda message: self.echo(f"warning: {message}"))
-
             def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
                 call_hook("on_epoch_end", run=info, fold=part.index, epoch=epoch, metrics=metrics)
 
@@ -153,9 +199,10 @@ class Runner:
                               self._score if self.scored else None, epoch_end, progress=self.request.progress,
                               description=f"fold {part.index}")
             result = trainer.fit()
-            checkpoint.remove()
         self.store.update_run(info.run_id, parameters=method.evaluated_parameters())
-        return self._record_fold(info, part, result)
+        metrics = self._record_fold(info, part, result)
+        checkpoint.remove()  # only once the fold is recorded: a kill before this resumes from it
+        return metrics
 
     def _fold_inputs(self, part: FoldData, device: torch.device) -> tuple[Any, DataInfo]:
         from .loader import ArrayBatches, Normalizer
@@ -213,29 +260,37 @@ class Runner:
                           outputs={name: np.concatenate([p.numpy() for p in parts]) for name, parts in outputs.items()})
 
     def _record_fold(self, info: RunInfo, part: FoldData, result: FoldResult) -> dict[str, float]:
-        """Keep the fold's weights and images, store its predictions, and score them from the database."""
+        """Keep the fold's weights and images, store its predictions, and score them from the database.
+        Probabilities that are not all finite (a diverged model) are refused: nothing of the fold is kept."""
         folder = self.store.artifacts_dir / info.run_id
         test_ids = part.data.ids[part.fold.test].tolist()
+        if result.probabilities is not None:
+            require_finite(result.probabilities, f"fold {part.index} of run {info.run_id}")
         kept = self._keep_weights(folder, part.index, result) if self.plan.kind is not RunKind.EVAL else {}
         self.store.save_fold(info.run_id, part.index, {
             "selected_epoch": result.selected_epoch, "selection": result.selection, "n_train": len(part.fold.train),
             "n_val": len(part.fold.val), "n_test": len(part.fold.test), "train_seconds": result.train_seconds,
             "eval_seconds": result.eval_seconds, "images_per_second": result.images_per_second, **kept,
-        }, test_ids, part.data.labels[part.fold.test], result.probabilities, result.curves)
-        self._keep_outputs(folder, info.run_id, part.index, result, test_ids)
+        }, test_ids, part.data.labels[part.fold.test], result.probabilities, result.curves,
+            artifacts=self._keep_outputs(folder, part.index, result, test_ids))
         if not self.scored:
             self.store.save_pretrain_images(info.run_id, self.plan.dataset.name,
                                             part.data.ids[np.concatenate([part.fold.train, part.fold.val])].tolist())
             self.echo(f"fold {part.index}: pre-trained {result.selected_epoch + 1} epochs "
                       f"({result.images_per_second:.0f} img/s); weights kept")
             return {}
-        _, labels, _, probabilities = self.store.predictions(info.run_id, part.index)
-        metrics = self._scalar_metrics(labels, probabilities)
-        self.store.save_fold_metrics(info.run_id, part.index, metrics)
+        metrics = self._score_stored_fold(info.run_id, part.index)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         how = (f"epoch {result.selected_epoch + 1} by {result.selection['rule']}, {result.images_per_second:.0f} img/s"
                if self.plan.kind is RunKind.TRAIN else "evaluation only")
         self.echo(f"fold {part.index}: {shown} ({how})")
+        return metrics
+
+    def _score_stored_fold(self, run_id: str, fold: int) -> dict[str, float]:
+        """Compute and store the fold's scalar metrics from its predictions as stored."""
+        _, labels, _, probabilities = self.store.predictions(run_id, fold)
+        metrics = self._scalar_metrics(labels, probabilities)
+        self.store.save_fold_metrics(run_id, fold, metrics)
         return metrics
 
     def _keep_weights(self, folder: Path, index: int, result: FoldResult) -> dict[str, str]:
@@ -248,18 +303,22 @@ class Runner:
         sha256 = save_state_dict(result.weights, path)
         return {"weights_path": str(path.relative_to(self.store.artifacts_dir)), "weights_sha256": sha256}
 
-    def _keep_outputs(self, folder: Path, run_id: str, index: int, result: FoldResult, test_ids: list[str]) -> None:
+    def _keep_outputs(self, folder: Path, index: int, result: FoldResult,
+                      test_ids: list[str]) -> list[tuple[str, str, Path]]:
+        """Write the fold's image grids (PNG) and per-sample outputs (npz); ``(kind, name, path)`` of each."""
         from PIL import Image
 
-        folder.mkdir(parents=True, exist_ok=True)
+        written = []
         for name, grid in result.images.items():
             path = folder / f"fold-{index}-{name}.png"
-            Image.fromarray(grid).save(path)
-            self.store.save_artifact(run_id, index, "image", name, path)
+            write_atomically(path, lambda file, grid=grid: Image.fromarray(grid).save(file, format="PNG"), "image")
+            written.append(("image", name, path))
         if result.outputs:
             path = folder / f"fold-{index}-outputs.npz"
-            np.savez_compressed(path, sample_id=np.asarray(test_ids), **result.outputs)
-            self.store.save_artifact(run_id, index, "outputs", "sample_outputs", path)
+            write_atomically(path, lambda file: np.savez_compressed(file, sample_id=np.asarray(test_ids),
+                                                                    **result.outputs), "sample outputs")
+            written.append(("outputs", "sample_outputs", path))
+        return written
 
     def _scalar_metrics(self, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
         return scalar_metrics(labels, probabilities, len(self.classes), self.reg)
@@ -270,12 +329,13 @@ class Runner:
         parts = [self.plan.method.name, self.plan.dataset.name, self.plan.protocol, manifest.hash,
                  config_hash(self.plan.config), str(self.request.seed), json.dumps(folds), str(self.plan.kind),
                  json.dumps(weights)]
+        if self.request.deterministic:  # bit-for-bit runs never resume or join runs made without the flag
+            parts.append("deterministic")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
-    def _open_run(self, manifest: Manifest, folds: tuple[int, ...], device: str,
+    def _open_run(self, run_key: str, manifest: Manifest, folds: tuple[int, ...], device: str,
                   flags: dict[str, Any]) -> tuple[RunInfo, bool]:
         """Reuse the unfinished run with the same key, or record a new one."""
-        run_key = self._run_key(manifest, folds)
         run_id, resumed = None, False
         if not self.request.fresh and self.store.path.exists():
             rows = self.store.query("SELECT run_id FROM runs WHERE run_key = ? AND status <> ? "
@@ -286,12 +346,23 @@ class Runner:
         if run_id is None:
             run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
             self._insert_run(run_id, run_key, manifest, folds, device, flags)
+        return self._run_info(run_id, manifest, folds, device, resumed), resumed
+
+    def _run_info(self, run_id: str, manifest: Manifest, folds: tuple[int, ...], device: str,
+                  resumed: bool) -> RunInfo:
         plan = self.plan
-        info = RunInfo(run_id=run_id, method=plan.method.name, dataset=plan.dataset.name, protocol=plan.protocol,
+        return RunInfo(run_id=run_id, method=plan.method.name, dataset=plan.dataset.name, protocol=plan.protocol,
                        preset=plan.preset, seed=self.request.seed, config=plan.config,
                        config_hash=config_hash(plan.config), manifest_hash=manifest.hash, folds=folds,
                        device=device, resumed=resumed, kind=str(plan.kind))
-        return info, resumed
+
+    def _completed_since(self, run_key: str, since: datetime) -> str | None:
+        """The run with this key that another process completed since ``since`` (while this one waited)."""
+        if not self.store.path.exists():
+            return None
+        rows = self.store.query("SELECT run_id FROM runs WHERE run_key = ? AND status = ? AND ended_at >= ? "
+                                "ORDER BY ended_at DESC LIMIT 1", [run_key, Status.COMPLETED, since])
+        return rows[0]["run_id"] if rows else None
 
     def _insert_run(self, run_id: str, run_key: str, manifest: Manifest, folds: tuple[int, ...], device: str,
                     flags: dict[str, Any]) -> None:
@@ -313,11 +384,17 @@ class Runner:
         })
 
     def _completed_folds(self, run_id: str) -> dict[int, dict[str, float]]:
+        """Metrics of the run's recorded folds. A fold recorded without them (a kill between storing its
+        predictions and its metrics) is scored again from its stored predictions."""
         done: dict[int, dict[str, float]] = {row["fold"]: {} for row in self.store.query(
             "SELECT fold FROM folds WHERE run_id = ? AND status = ?", [run_id, Status.COMPLETED])}
         for row in self.store.query("SELECT fold, metric, value FROM fold_metrics WHERE run_id = ?", [run_id]):
             if row["fold"] in done:
                 done[row["fold"]][row["metric"]] = row["value"]
+        for fold, metrics in done.items():
+            if self.scored and not metrics:
+                done[fold] = self._score_stored_fold(run_id, fold)
+                self.echo(f"fold {fold}: metrics computed again from its stored predictions")
         return done
 
     def _summary(self, info: RunInfo, manifest: Manifest, per_fold: dict[int, dict[str, float]],
@@ -340,6 +417,24 @@ class Runner:
             fields["error"] = error
         self.store.update_run(info.run_id, **fields)
         call_hook("on_run_end", run=info, status=str(status), summary=summary or {})
+
+    def _end_quietly(self, info: RunInfo, status: Status, error: str | None = None) -> bool:
+        """:meth:`_end` on the way out of a failure, which must not hide it: whether the status was recorded
+        (a full disk may refuse that too; the run then still reads ``running``)."""
+        try:
+            self._end(info, status, error=error)
+        except FerbenchError:
+            return False
+        return True
+
+
+def require_finite(probabilities: np.ndarray, where: str) -> None:
+    """Refuse class probabilities that are NaN or infinite (a model that diverged) before they are scored."""
+    bad = int((~np.isfinite(probabilities)).any(axis=1).sum())
+    if bad:
+        raise FerbenchError(f"{where}: the class probabilities of {bad} of {len(probabilities)} test samples are not "
+                            "finite (training diverged), so the fold is not recorded and the run is marked failed; "
+                            "lower optim.lr, check data.mean/data.std, or set train.grad_clip")
 
 
 def map_classes(probabilities: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
+from .diskio import write_bytes
 from .errors import FerbenchError, UsageError
 
 if TYPE_CHECKING:
@@ -120,15 +120,12 @@ def unwrap_state_dict(obj: Any, where: str) -> dict[str, torch.Tensor]:
 
 def save_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> str:
     """Write ``state`` as a safetensors file (atomically) and return its SHA-256."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Cloning breaks storage sharing (tied weights), which safetensors refuses to write.
     tensors = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in state.items()}
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    save_file(tensors, str(partial), metadata={"format": "pt"})
-    partial.replace(path)
+    write_bytes(path, save(tensors, metadata={"format": "pt"}), "weights file")
     return file_sha256(path)
 
 

@@ -17,7 +17,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import FerbenchError
+from .diskio import describe, ensure_dir
+from .errors import FerbenchError, StorageError
 from .settings import Status
 from .statedict import file_sha256
 
@@ -104,19 +105,20 @@ class Store:
     def connect(self, read_only: bool = False) -> Iterator[Any]:
         """An open connection inside a transaction, holding the cross-process lock (shared for reads,
         exclusive for writes). Reads open the file read-only, so a database on read-only storage can
-        still be listed, rendered and exported."""
+        still be listed, rendered and exported. A damaged file, a full disk or a location that cannot be
+        written is a one-line :class:`StorageError` naming the database."""
         import duckdb
 
         if read_only and not self.path.exists():
             raise FerbenchError(f"no results database at {self.path}; run `ferbench run` first or pass --db")
-        if read_only and not self._schema_ready and os.access(self.path, os.W_OK):
-            with self.connect():  # bring an older database's schema up to date once
-                pass
+        if read_only and not self._schema_ready and _writable(self.path):
+            with contextlib.suppress(StorageError), self.connect():
+                pass  # bring an older database's schema up to date once (reads go on without it)
         with self._locked(exclusive=not read_only):
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.Error as exc:
-                raise FerbenchError(f"cannot open results database {self.path}: {str(exc).splitlines()[0]}") from None
+                raise StorageError(self._problem("open", exc)) from None
             try:
                 if not read_only and not self._schema_ready:
                     for statement in _schema_statements():
@@ -125,27 +127,42 @@ class Store:
                 con.execute("BEGIN TRANSACTION")
                 yield con
                 con.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error) and _storage_problem(exc):
+                    raise StorageError(self._problem("read" if read_only else "write", exc)) from None
                 raise
             finally:
                 con.close()
 
+    def _problem(self, verb: str, exc: Exception) -> str:
+        """One line for a database that cannot be opened, read or written, and what to do."""
+        text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if "not a valid DuckDB database" in text or "Corrupt database" in text or "Could not read enough" in text:
+            hint = "the file is damaged or not a DuckDB database: restore a backup, or move it aside to start anew"
+        elif "No space left" in text or "Disk quota" in text:
+            hint = "the disk is full: free some space, then start the same command again (runs resume)"
+        elif "Permission denied" in text or "Read-only file system" in text:
+            hint = "its folder or file is not writable: fix the permissions or choose another --db"
+        else:
+            hint = "check the file, its folder and the free space"
+        return f"cannot {verb} results database {self.path}: {text} ({hint})"
+
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
-        """Hold the sidecar lock file; a reader of a database in a read-only folder goes without it
-        (nobody can write there either)."""
+        """Hold the sidecar lock file. A reader opens it read-only, and goes without it when it cannot
+        be created (a database in a read-only folder: nobody can write there either)."""
         lock_path = self.path.with_name(self.path.name + ".lock")
         try:
             if exclusive:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_file = open(lock_path, "a+")
+                ensure_dir(self.path.parent, "results database")
+            lock_file = open(lock_path, "r" if not exclusive and lock_path.exists() else "a+")
         except OSError as exc:
             if not exclusive:
                 yield
                 return
-            raise FerbenchError(f"cannot use database location {self.path}: {exc.strerror or exc}") from None
+            raise StorageError(describe(exc, "the results database lock", lock_path)) from None
         with lock_file:
             self._acquire(lock_file, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
@@ -186,11 +203,12 @@ class Store:
                         [manifest_hash, dataset, protocol, json.dumps(manifest)])
 
     def save_fold(self, run_id: str, fold: int, info: dict[str, Any], sample_ids: Sequence[str],
-                  labels: np.ndarray, probabilities: np.ndarray | None, curves: list[tuple[int, str, float]]) -> None:
-        """Store one finished fold atomically: its predictions (none for a pre-training fold), curves and
-        bookkeeping."""
+                  labels: np.ndarray, probabilities: np.ndarray | None, curves: list[tuple[int, str, float]],
+                  artifacts: Sequence[tuple[str, str, Path]] = ()) -> None:
+        """Store one finished fold atomically: its predictions (none for a pre-training fold), curves,
+        bookkeeping and the ``(kind, name, path)`` files it produced."""
         with self.connect() as con:
-            for table in ("folds", "fold_metrics", "predictions", "curves"):
+            for table in ("folds", "fold_metrics", "predictions", "curves", "artifacts"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ? AND fold = ?", [run_id, fold])
             row = {"run_id": run_id, "fold": fold, "status": Status.COMPLETED.value, **info}
             row["selection"] = json.dumps(row["selection"])
@@ -205,6 +223,8 @@ class Store:
             if curves:
                 con.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?)",
                                 [(run_id, fold, epoch, name, float(value)) for epoch, name, value in curves])
+            for kind, name, path in artifacts:
+                self._insert_artifact(con, run_id, fold, kind, name, path)
 
     def save_fold_metrics(self, run_id: str, fold: int, metrics: dict[str, float]) -> None:
         """Store the scalar metrics computed from a fold's stored predictions."""
@@ -213,15 +233,12 @@ class Store:
             con.executemany("INSERT INTO fold_metrics VALUES (?, ?, ?, ?)",
                             [(run_id, fold, name, value) for name, value in metrics.items()])
 
-    def save_artifact(self, run_id: str, fold: int, kind: str, name: str, path: Path) -> None:
+    def _insert_artifact(self, con: Any, run_id: str, fold: int, kind: str, name: str, path: Path) -> None:
         """Record a file a fold produced (an image grid, per-sample outputs) with its hash and size; a file
         in the artifacts folder is recorded relative to it, so the database and its folder can move together."""
-        with self.connect() as con:
-            con.execute("DELETE FROM artifacts WHERE run_id = ? AND fold = ? AND kind = ? AND name = ?",
-                        [run_id, fold, kind, name])
-            stored = path.relative_to(self.artifacts_dir) if path.is_relative_to(self.artifacts_dir) else path
-            con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, fold, kind, name, str(stored), file_sha256(path), path.stat().st_size])
+        stored = path.relative_to(self.artifacts_dir) if path.is_relative_to(self.artifacts_dir) else path
+        con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, fold, kind, name, str(stored), file_sha256(path), path.stat().st_size])
 
     def save_pretrain_images(self, run_id: str, dataset: str, sample_ids: Sequence[str]) -> None:
         """Record which images a pre-training run learned from (once per run)."""
@@ -261,6 +278,20 @@ class Store:
                 con.execute(f"COPY {table} TO '{escaped}' {option}")
                 written.append(target)
         return written
+
+
+def _writable(path: Path) -> bool:
+    """Whether the database file and its folder (where DuckDB writes its log) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _storage_problem(exc: Exception) -> bool:
+    """Whether a DuckDB error comes from the file or the disk rather than from a statement."""
+    import duckdb
+
+    return (isinstance(exc, (duckdb.IOException, duckdb.FatalException, duckdb.PermissionException))
+            or type(exc) is duckdb.Error  # "Corrupt database file"
+            or any(text in str(exc) for text in ("Could not write", "Could not read", "No space left")))
 
 
 def _sql_value(value: Any) -> Any:

@@ -7,6 +7,7 @@ Checkpoints hold plain types and tensors only, so they load with ``torch.load(we
 """
 from __future__ import annotations
 
+import glob
 import math
 import os
 import random
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .diskio import replacing
 from .errors import UsageError
 from .loader import ArrayBatches
 from .method import Batch, DataInfo, Method, OptimizerSlot, StepContext
@@ -83,6 +85,17 @@ def select_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def use_deterministic(enabled: bool) -> None:
+    """``--deterministic``: only deterministic algorithms (an operation without one raises), cuDNN without
+    autotuning; cuBLAS needs a fixed workspace for that, set before its first use."""
+    if not enabled:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 def seed_everything(*key: int) -> None:
     """Seed Python, numpy and torch from non-negative integers, e.g. (seed, fold, epoch), so that a
     resumed epoch replays exactly."""
@@ -120,7 +133,8 @@ def cpu_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 class Checkpoint:
     """A fold's resume state on disk. Each save goes through a per-process temporary file and keeps the
-    previous checkpoint, so a truncated or unreadable file costs at most one epoch."""
+    previous checkpoint, so a truncated or unreadable file costs at most one epoch; a failed save (a full
+    disk) leaves the previous checkpoints as they were."""
 
     def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
         self.path = path
@@ -128,15 +142,11 @@ class Checkpoint:
         self.warn = warn or (lambda message: print(f"ferbench: warning: {message}", file=sys.stderr))
 
     def save(self, state: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
+        with replacing(self.path, "checkpoint") as tmp:
+            with open(tmp, "wb") as file:  # a file object: a full disk raises OSError, not RuntimeError
+                torch.save(state, file)
             if self.path.exists():
                 os.replace(self.path, self.previous)
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def load(self) -> dict[str, Any] | None:
         """The newest readable checkpoint, or None (an unreadable one is set aside and reported)."""
@@ -153,7 +163,8 @@ class Checkpoint:
         return None
 
     def remove(self) -> None:
-        for path in (self.path, self.previous):
+        """Delete the checkpoints and any temporary file a killed process left while writing one."""
+        for path in (self.path, self.previous, *self.path.parent.glob(f"{glob.escape(self.path.name)}.*.tmp")):
             path.unlink(missing_ok=True)
 
 

@@ -42,11 +42,16 @@ def fb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 TOY_PLUGIN_DIR = Path(__file__).parent / "toyplugin"
 
 
+def with_toy_plugin(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the toy plugin loaded (``FERBENCH_PLUGINS``)."""
+    path = os.pathsep.join(filter(None, [str(TOY_PLUGIN_DIR), env.get("PYTHONPATH", "")]))
+    return {**env, "PYTHONPATH": path, "FERBENCH_PLUGINS": "toy_plugin"}
+
+
 @pytest.fixture
 def toy_env(fb_env: dict[str, str]) -> dict[str, str]:
     """``fb_env`` with the toy plugin loaded (``FERBENCH_PLUGINS``)."""
-    path = os.pathsep.join(filter(None, [str(TOY_PLUGIN_DIR), fb_env.get("PYTHONPATH", "")]))
-    return {**fb_env, "PYTHONPATH": path, "FERBENCH_PLUGINS": "toy_plugin"}
+    return with_toy_plugin(fb_env)
 
 
 def run_id_of(result: subprocess.CompletedProcess[str]) -> str:

@@ -354,6 +354,22 @@ def test_entry_flags_partial_folds_and_repeated_seeds() -> None:
     assert all(kind == "note" for kind, _ in flagged.flags)
 
 
+def test_a_run_predicting_one_class_for_every_test_sample_is_flagged(tmp_path: Path) -> None:
+    """An untrained or collapsed model can still score (here 40% accuracy, the majority share): it is marked."""
+    store = Store(tmp_path / "r.duckdb")
+    store.save_manifest(f"man-{DATASET}", DATASET, PROTOCOL, {"folds": [{"test": []}]})
+    for run_id, predictions in (("collapsed", [0] * 10), ("learned", PREDICTIONS[("alpha_net", 0)][0])):
+        _insert_run(store, run_id, run_id, 0, "running", "final")
+        _save_fold(store, run_id, 0, LABELS[0], predictions, len(CLASSES), "final")
+        store.update_run(run_id, status="completed")
+    site = render_leaderboard(store, tmp_path / "site").parent
+    rows = {row[1].split()[0]: row[1] for row in _body_rows(_parse(_dataset_page(site)), "ranking")}
+    assert "predicts one class for every test sample" in rows["collapsed"]
+    assert "predicts one class" not in rows["learned"]
+    assert "predicts one class for every test sample of fold(s) 0" in (site / "runs" / "collapsed.html").read_text()
+    assert "predicts one class" not in (site / "runs" / "learned.html").read_text()
+
+
 def test_safe_name() -> None:
     assert safe_name("rafdb") == "rafdb" and safe_name("20240501-120000-ab12cd") == "20240501-120000-ab12cd"
     names = ["a/b", "a_b", "A_B", "a--b", "../x", "", ".hidden", "con:x", "ü" * 200]

@@ -9,8 +9,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from ferbench.data import FERData
+from ferbench.diskio import ensure_dir, write_atomically
 from ferbench.emotions import BASIC7
 from ferbench.errors import UsageError
+from ferbench.locks import FileLock
 from ferbench.store import home
 
 from . import render
@@ -35,21 +37,31 @@ def _render_args(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rendered(args: dict[str, Any], size: int) -> dict[str, np.ndarray]:
-    """Rendered arrays for ``args`` at ``size``, from the cache when present (memory-mapped)."""
+    """Rendered arrays for ``args`` at ``size``, from the cache when present (memory-mapped). Concurrent
+    first runs take turns on a lock per entry: one renders, the others read what it wrote."""
     key = hashlib.sha256(json.dumps({**args, "size": size, "v": RENDER_VERSION}, sort_keys=True).encode())
     folder = cache_dir() / key.hexdigest()[:16]
     names = ("rgb", "depth", "label", "clean_label", "subject")
-    if not all((folder / f"{name}.npy").exists() for name in names):
-        try:
-            faces = render.render(size=size, **args)
-        except ValueError as exc:
-            raise UsageError(f"bad synthfer option: {exc}") from None
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            tmp = folder / f"{name}.tmp.npy"
-            np.save(tmp, getattr(faces, name))
-            tmp.replace(folder / f"{name}.npy")
+    if not _complete(folder, names):
+        with FileLock(folder.with_name(folder.name + ".lock"), "synthfer cache"):
+            if not _complete(folder, names):  # another process may have rendered it while this one waited
+                _render_into(folder, names, args, size)
     return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}
+
+
+def _complete(folder: Path, names: tuple[str, ...]) -> bool:
+    return all((folder / f"{name}.npy").exists() for name in names)
+
+
+def _render_into(folder: Path, names: tuple[str, ...], args: dict[str, Any], size: int) -> None:
+    try:
+        faces = render.render(size=size, **args)
+    except ValueError as exc:
+        raise UsageError(f"bad synthfer option: {exc}") from None
+    ensure_dir(folder, "synthfer cache")
+    for name in names:
+        array = getattr(faces, name)
+        write_atomically(folder / f"{name}.npy", lambda file, array=array: np.save(file, array), "synthfer cache file")
 
 
 def load(data_root: Path | None, options: Mapping[str, Any]) -> FERData:

@@ -61,6 +61,13 @@ class ToyClassifier(ClassifierMethod):
         return self.head(features)
 
 
+class ToyDiverging(ToyClassifier):
+    """A model that diverged: its logits are NaN (what a too large learning rate ends in)."""
+
+    def classify(self, features):
+        return self.head(features) * float("nan")
+
+
 class TemperedCrossEntropy(Loss):
     def __init__(self, options, info):
         super().__init__()

@@ -15,6 +15,8 @@ def register_methods(register):
                         presets={"tiny": SMALL, "paper": SMALL}, description="reconstructs its inputs"))
     register(MethodSpec(name="toy-classifier", factory="toy_models:ToyClassifier", presets={"tiny": SMALL, "paper": SMALL},
                         defaults={"loss": {"name": "ce"}}, description="a small CNN on the toy encoder"))
+    register(MethodSpec(name="toy-diverging", factory="toy_models:ToyDiverging", presets={"tiny": SMALL, "paper": SMALL},
+                        defaults={"loss": {"name": "ce"}}, description="the toy classifier whose logits are NaN"))
 
 
 @hookimpl
