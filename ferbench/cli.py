@@ -53,6 +53,8 @@ _RUN_OPTIONS = [
     click.option("--fresh", is_flag=True, help="Start a new run even if an interrupted identical run can be resumed."),
     click.option("--progress/--no-progress", default=None, help="Show progress bars (default: when on a terminal)."),
     click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of text."),
+    click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Processes (GPUs) for this run: starts torchrun --standalone --nproc-per-node N."),
 ]
 
 
@@ -66,10 +68,14 @@ def run_options(command: Any) -> Any:
 def _execute(kind: str, as_json: bool, assignments: tuple[str, ...], **fields: Any) -> None:
     """Plan and execute a run of ``kind``, then print its summary."""
     from .config import parse_assignment
+    from .distributed import env_world_size, is_main_process, relaunch_with_torchrun
     from .planning import RunRequest
     from .runner import run as execute
     from .settings import RunKind
 
+    nproc = fields.pop("nproc")
+    if nproc > 1 and env_world_size() == 1:
+        relaunch_with_torchrun(nproc, _without_nproc(sys.argv[1:]))
     if fields["device"] == "cuda":
         import torch
 
@@ -77,6 +83,8 @@ def _execute(kind: str, as_json: bool, assignments: tuple[str, ...], **fields: A
             raise FerbenchError("--device cuda was asked for but no CUDA device is available; use --device auto")
     request = RunRequest(kind=RunKind(kind), assignments=[parse_assignment(a) for a in assignments], **fields)
     summary = execute(request, echo=_echo_err if as_json else click.echo)
+    if not is_main_process():
+        return  # rank 0 reports the run
     if as_json:
         _print_json(summary)
         return
@@ -320,6 +328,19 @@ def export(db: str | None, out_dir: str, fmt: str) -> None:
     store, folder = _existing_store(db), _output_folder(out_dir)
     for path in store.export(folder, fmt):
         click.echo(str(path))
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    """Command-line arguments without ``--nproc N`` (torchrun starts the processes instead)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
 
 
 def _existing_store(db: str | None) -> Store:

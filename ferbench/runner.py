@@ -4,6 +4,7 @@ A run is identified by a key over everything that determines its score (weights 
 hashes included); starting the same run again after an interruption resumes it (finished folds are
 kept, the fold in progress restarts from its last epoch checkpoint), so each fold ends with exactly one
 recorded result. Planning (what the user asked for -> a validated plan) lives in :mod:`ferbench.planning`.
+Under torchrun every rank executes the run and rank 0 alone records it (:mod:`ferbench.distributed`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -22,7 +23,9 @@ import numpy as np
 from . import foldstats, provenance
 from .config import config_hash
 from .contracts import load_dataset, load_pixels, metric_value, scalar_metrics
+from .cost import CostMeter
 from .data import FERData
+from .distributed import current_world, local_device, require_shardable, session
 from .errors import UsageError
 from .metrics import aggregate
 from .planning import EVAL_WEIGHTS, Plan, RunRequest, plan_eval, plan_run
@@ -61,36 +64,40 @@ class Runner:
         self.reg = registry()
         self.classes: tuple[str, ...] = plan.dataset.classes
         self.scored = plan.kind is not RunKind.PRETRAIN
+        self.world = current_world()
+        self.meter: CostMeter | None = None
 
     # --- the run ----------------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
         """Train (or only score) every requested fold; returns the run summary."""
         from .trainer import select_device
 
-        device = select_device(self.request.device)
+        device = local_device(select_device(self.request.device), self.world)
+        self.meter = CostMeter(device)
         data, arrays, manifest = self._load()
         folds = (self.request.fold,) if self.request.fold is not None else tuple(range(len(manifest.folds)))
         flags = self._pretraining_overlap(data, manifest, folds)
-        info, resumed = self._open_run(manifest, folds, str(device), flags)
+        info, resumed = self.world.share(lambda: self._open_run(manifest, folds, str(device), flags))
         self.echo(f"{self.plan.kind} run {info.run_id}{' (resumed)' if resumed else ''}: {self.plan.method.name} "
                   f"[{self.plan.preset}] on {self.plan.dataset.name}/{self.plan.protocol}, seed {self.request.seed}, "
                   f"{len(folds)} fold(s), {device}")
-        call_hook("on_run_start", run=info)
+        self._hook("on_run_start", run=info)
         try:
-            per_fold = self._completed_folds(info.run_id)
+            per_fold = self.world.share(lambda: self._completed_folds(info.run_id))
             for index in folds:
                 if index in per_fold:
                     self.echo(f"fold {index}: already recorded, skipped")
                     continue
                 per_fold[index] = self._run_fold(info, FoldData(data, arrays, manifest.folds[index], index), device)
-                call_hook("on_fold_end", run=info, fold=index, metrics=per_fold[index])
+                self._hook("on_fold_end", run=info, fold=index, metrics=per_fold[index])
         except KeyboardInterrupt:
             self._end(info, Status.INTERRUPTED)
             raise
         except BaseException as exc:
             self._end(info, Status.FAILED, error=repr(exc)[:2000])
             raise
-        summary = self._summary(info, manifest, per_fold, resumed)
+        self.meter.peak_bytes = int(self.world.max(self.meter.peak_memory_bytes()))  # the largest rank's
+        summary = self.world.share(lambda: self._summary(info, manifest, per_fold, resumed))
         self._end(info, Status.COMPLETED, summary)
         return summary
 
@@ -147,13 +154,16 @@ class Runner:
                                     warn=lambda message: self.echo(f"warning: {message}"))
 
             def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-                call_hook("on_epoch_end", run=info, fold=part.index, epoch=epoch, metrics=metrics)
+                self._hook("on_epoch_end", run=info, fold=part.index, epoch=epoch, metrics=metrics)
 
             trainer = Trainer(method, loaders, data_info, self.plan.config, device, self.request.seed, checkpoint,
                               self._score if self.scored else None, epoch_end, progress=self.request.progress,
                               description=f"fold {part.index}")
             result = trainer.fit()
-            checkpoint.remove()
+            if self.world.is_main:
+                checkpoint.remove()
+        if not self.world.is_main:
+            return {}  # rank 0 records the fold
         self.store.update_run(info.run_id, parameters=method.evaluated_parameters())
         return self._record_fold(info, part, result)
 
@@ -167,13 +177,14 @@ class Runner:
         stats = foldstats.normalization(config["data"], part.arrays, fold.train)
         normalizer = Normalizer(stats, device)
         weights = foldstats.balanced_weights(data, fold.train) if train_cfg["balanced_sampling"] else None
+        require_shardable(len(fold.train), self.world)
 
         def batches(rows: np.ndarray, train: bool = False) -> ArrayBatches:
             return ArrayBatches(part.arrays, data.labels, rows, train_cfg["batch_size" if train else "eval_batch_size"],
                                 device, normalizer, train=train, augment_cfg=config["data"]["augment"],
                                 seed=self.request.seed * 1000 + part.index, views=self.plan.views,
                                 sample_weights=weights if train else None,
-                                soft_labels=data.soft_labels if train else None)
+                                soft_labels=data.soft_labels if train else None, world=self.world)
 
         has_val = len(fold.val) > 0
         loaders = FoldLoaders(train=batches(fold.train, train=True), val=batches(fold.val) if has_val else None,
@@ -270,6 +281,8 @@ class Runner:
         parts = [self.plan.method.name, self.plan.dataset.name, self.plan.protocol, manifest.hash,
                  config_hash(self.plan.config), str(self.request.seed), json.dumps(folds), str(self.plan.kind),
                  json.dumps(weights)]
+        if self.world.distributed:  # a run on N processes trains with N times the batch: another run
+            parts.append(f"processes={self.world.size}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def _open_run(self, manifest: Manifest, folds: tuple[int, ...], device: str,
@@ -310,6 +323,7 @@ class Runner:
             "git_commit": provenance.git_commit(), "host": provenance.host(), "command": provenance.command_line(),
             "status": Status.RUNNING, "started_at": datetime.now(), "kind": str(plan.kind),
             "weights": {path: w.to_json() for path, w in plan.weights.items()}, "flags": flags,
+            "world_size": self.world.size, "accelerator": self.meter.accelerator if self.meter else None,
         })
 
     def _completed_folds(self, run_id: str) -> dict[int, dict[str, float]]:
@@ -335,11 +349,20 @@ class Runner:
 
     def _end(self, info: RunInfo, status: Status, summary: dict[str, Any] | None = None,
              error: str | None = None) -> None:
+        if not self.world.is_main:
+            return
         fields: dict[str, Any] = {"status": status, "ended_at": datetime.now()}
         if error is not None:
             fields["error"] = error
+        if self.meter is not None:
+            fields.update(self.meter.run_fields(self.store, info.run_id))
         self.store.update_run(info.run_id, **fields)
-        call_hook("on_run_end", run=info, status=str(status), summary=summary or {})
+        self._hook("on_run_end", run=info, status=str(status), summary=summary or {})
+
+    def _hook(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook (on rank 0 only in a distributed run: plugins see each event once)."""
+        if self.world.is_main:
+            call_hook(name, **kwargs)
 
 
 def map_classes(probabilities: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:
@@ -361,6 +384,13 @@ def run(request: RunRequest, echo: Callable[[str], None] = print) -> dict[str, A
     plan = plan_eval(request) if request.kind is RunKind.EVAL else plan_run(request)
     store = Store(request.db)
     started = time.perf_counter()
-    summary = Runner(plan, request, store, echo).execute()
+    with session(request.device) as world:
+        if not world.is_main:  # rank 0 speaks for the run
+            echo, request = _silent, replace(request, progress=False)
+        summary = Runner(plan, request, store, echo).execute()
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _silent(message: str) -> None:
+    """The echo of ranks other than 0."""

@@ -39,6 +39,10 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         # what kind of run (train / eval / pretrain), the weights references it resolved, and flags that
         # make it less comparable (e.g. test images seen during pre-training)
         ("kind", "VARCHAR DEFAULT 'train'"), ("weights", "JSON"), ("flags", "JSON"), ("parameters", "BIGINT"),
+        # cost: processes (ranks) and their accelerator, wall time over all sessions, largest peak memory of
+        # a process (CUDA allocations on a GPU, resident set on the CPU), training images per second
+        ("world_size", "INTEGER DEFAULT 1"), ("accelerator", "VARCHAR"), ("wall_seconds", "DOUBLE"),
+        ("peak_memory_bytes", "BIGINT"), ("images_per_second", "DOUBLE"),
     ],
     "manifests": [("manifest_hash", "VARCHAR PRIMARY KEY"), ("dataset", "VARCHAR"), ("protocol", "VARCHAR"),
                   ("manifest", "JSON")],
