@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 import click
 
 from .errors import DEBUG_ENV, FerbenchError, UsageError, debug_enabled
+from .sweep_cli import sweep as sweep_group
 from .weights_cli import weights as weights_group
 
 if TYPE_CHECKING:
@@ -330,6 +331,19 @@ def export(db: str | None, out_dir: str, fmt: str) -> None:
         click.echo(str(path))
 
 
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--into", "output", required=True, type=click.Path(dir_okay=False),
+              help="The merged database (an existing one is an input too and is replaced).")
+def merge(inputs: tuple[str, ...], output: str) -> None:
+    """Combine results databases (e.g. one per worker where the file system's locks do not hold across
+    machines) into one: every run once, each fold from where it was recorded, artifacts copied beside it."""
+    from .merge import merge_databases
+
+    for line in merge_databases(inputs, output).lines():
+        click.echo(line)
+
+
 def _without_nproc(args: list[str]) -> list[str]:
     """Command-line arguments without ``--nproc N`` (torchrun starts the processes instead)."""
     kept, skip = [], False
@@ -366,6 +380,7 @@ def _output_folder(out: str) -> Path:
 
 
 cli.add_command(weights_group)
+cli.add_command(sweep_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

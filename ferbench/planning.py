@@ -43,6 +43,9 @@ class RunRequest:
     kind: RunKind = RunKind.TRAIN
     weights: str | None = None  # ``ferbench eval --weights REF``: the weights scored without training
     allow_test_images_in_pretraining: bool = False
+    #: execute only these folds of the whole protocol's run (a sweep's per-fold jobs): the run is the same
+    #: as without it, and whichever part records its last fold marks it completed
+    part_folds: tuple[int, ...] | None = None
 
 
 @dataclass

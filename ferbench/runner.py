@@ -8,6 +8,8 @@ Under torchrun every rank executes the run and rank 0 alone records it (:mod:`fe
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -16,7 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -76,15 +78,17 @@ class Runner:
         self.meter = CostMeter(device)
         data, arrays, manifest = self._load()
         folds = (self.request.fold,) if self.request.fold is not None else tuple(range(len(manifest.folds)))
-        flags = self._pretraining_overlap(data, manifest, folds)
-        info, resumed = self.world.share(lambda: self._open_run(manifest, folds, str(device), flags))
+        todo = self._part(folds)
+        flags = self._pretraining_overlap(data, manifest, todo)
+        with self._opening(manifest, folds):
+            info, resumed = self.world.share(lambda: self._open_run(manifest, folds, str(device), flags))
         self.echo(f"{self.plan.kind} run {info.run_id}{' (resumed)' if resumed else ''}: {self.plan.method.name} "
                   f"[{self.plan.preset}] on {self.plan.dataset.name}/{self.plan.protocol}, seed {self.request.seed}, "
-                  f"{len(folds)} fold(s), {device}")
+                  f"{len(todo)} fold(s){f' of {len(folds)}' if todo != folds else ''}, {device}")
         self._hook("on_run_start", run=info)
         try:
             per_fold = self.world.share(lambda: self._completed_folds(info.run_id))
-            for index in folds:
+            for index in todo:
                 if index in per_fold:
                     self.echo(f"fold {index}: already recorded, skipped")
                     continue
@@ -98,8 +102,33 @@ class Runner:
             raise
         self.meter.peak_bytes = int(self.world.max(self.meter.peak_memory_bytes()))  # the largest rank's
         summary = self.world.share(lambda: self._summary(info, manifest, per_fold, resumed))
-        self._end(info, Status.COMPLETED, summary)
+        if todo == folds:
+            self._end(info, Status.COMPLETED, summary)
+        elif self.world.is_main:  # a part: the run is completed by whichever part records its last fold
+            self._end(info, Status.PARTIAL, summary)
+            summary["status"] = str(self.store.complete_if_recorded(info.run_id, len(folds)))
         return summary
+
+    def _part(self, folds: tuple[int, ...]) -> tuple[int, ...]:
+        """The folds this process executes: all of the run's, or the part a per-fold job was given."""
+        part = self.request.part_folds
+        if part is None:
+            return folds
+        if self.request.fold is not None or not set(part) <= set(folds):
+            raise UsageError(f"folds {list(part)} are not a part of this run's folds {list(folds)}")
+        return tuple(part)
+
+    @contextlib.contextmanager
+    def _opening(self, manifest: Manifest, folds: tuple[int, ...]) -> Iterator[None]:
+        """Per-fold jobs of one run start together: one at a time finds (or records) the run's row."""
+        if self.request.part_folds is None or not self.world.is_main:
+            yield
+            return
+        path = self.store.artifacts_dir / "locks" / f"{self._run_key(manifest, folds)}.opening"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            yield
 
     def _load(self) -> tuple[FERData, dict[str, np.ndarray], Manifest]:
         plan, config = self.plan, self.plan.config

@@ -183,6 +183,15 @@ class Store:
             con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?",
                         [_sql_value(v) for v in fields.values()] + [run_id])
 
+    def complete_if_recorded(self, run_id: str, folds: int) -> Status:
+        """Mark the run completed when ``folds`` of its folds are recorded (checked and set in one
+        transaction, so of several parts ending together the last one completes it); its status after."""
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status = ? WHERE run_id = ? AND (SELECT count(*) FROM folds "
+                        "WHERE run_id = ? AND status = ?) >= ?",
+                        [Status.COMPLETED, run_id, run_id, Status.COMPLETED, folds])
+            return Status(con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()[0])
+
     def save_manifest(self, manifest_hash: str, dataset: str, protocol: str, manifest: dict[str, Any]) -> None:
         """Store a split manifest once per hash."""
         with self.connect() as con:
