@@ -78,6 +78,32 @@ def test_two_gloo_ranks_score_like_one_process(fb_env: dict[str, str]) -> None:
     cost = runs[pair["run_id"]]
     assert cost["accelerator"].startswith("cpu") and cost["wall_seconds"] > 0
     assert cost["images_per_second"] > 0 and cost["peak_memory_bytes"] > 2**20
+    site = Path(fb_env["FERBENCH_HOME"]) / "site"
+    ferbench("leaderboard", "--out", str(site), env=fb_env)
+    page = next((site / "runs").glob(f"{pair['run_id']}*.html")).read_text()
+    assert "2 × cpu" in page and "global batch 16 (8 per process, learning rates not scaled)" in page
+
+
+def test_linear_lr_scaling_multiplies_rates_and_schedule() -> None:
+    import torch
+
+    from ferbench.config import OPTIM_DEFAULTS
+    from ferbench.distributed import World, lr_factor, scale_learning_rates
+    from ferbench.optim import optimizer_slot
+
+    def lrs(factor: float) -> list[float]:
+        slot = optimizer_slot(torch.nn.Linear(2, 2), {**OPTIM_DEFAULTS, "warmup_epochs": 1.0, "min_lr": 1e-4},
+                              steps_per_epoch=4, epochs=3)
+        scale_learning_rates({"model": slot}, factor)
+        seen = []
+        for _ in range(12):
+            seen.append(slot.optimizer.param_groups[0]["lr"])
+            slot.optimizer.step()
+            slot.scheduler.step()
+        return seen
+
+    assert lr_factor("linear", World(rank=0, size=4)) == 4.0 and lr_factor("none", World(rank=0, size=4)) == 1.0
+    assert np.allclose(lrs(4.0), [4 * lr for lr in lrs(1.0)])
 
 
 def test_killing_rank_1_mid_epoch_and_relaunching_resumes(fb_env: dict[str, str]) -> None:
@@ -108,6 +134,51 @@ def test_killing_rank_1_mid_epoch_and_relaunching_resumes(fb_env: dict[str, str]
     assert epochs == [{"epoch": e, "n": 1} for e in range(5)]
     (fold,) = store.query("SELECT n_test FROM folds")
     assert len(store.predictions(resumed["run_id"], 0)[0]) == fold["n_test"]
+
+
+def _adversarial_steps(rank: int, world_size: int, init_file: str, out: str) -> None:
+    """Three steps of a two-slot adversarial toy (a discriminator step on detached fakes, then a generator
+    step through the discriminator) on this rank's half of a fixed batch; rank ``r`` of 1 is one process."""
+    import torch
+
+    from conftest import step_context
+    from ferbench.distributed import current_world
+    from ferbench.method import OptimizerSlot
+
+    if world_size > 1:
+        torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                                             world_size=world_size)
+    torch.manual_seed(0)
+    gen, disc = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+    unused = torch.nn.Parameter(torch.ones(3))  # in the generator's slot, never in a loss: stays untouched
+    slots = {"gen": OptimizerSlot(torch.optim.AdamW([*gen.parameters(), unused], lr=0.1, weight_decay=0.5)),
+             "disc": OptimizerSlot(torch.optim.AdamW(disc.parameters(), lr=0.1, weight_decay=0.5))}
+    world = current_world()
+    ctx = step_context(slots)
+    ctx.gradient_sync = world.average_gradients if world.distributed else None
+    data = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))[rank::world_size]
+    for _ in range(3):
+        fake = gen(data)
+        ctx.optimize(disc(fake.detach()).mean() - disc(data).mean(), "disc")
+        ctx.optimize(-disc(fake).mean(), "gen")
+        ctx.end_window()
+    torch.save({"gen": gen.state_dict(), "disc": disc.state_dict(), "unused": unused.detach()}, f"{out}.{rank}")
+    if world_size > 1:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_optimizer_slots_average_like_one_process(tmp_path: Path) -> None:
+    import torch
+    import torch.multiprocessing as mp
+
+    mp.spawn(_adversarial_steps, args=(2, str(tmp_path / "init"), str(tmp_path / "ranks")), nprocs=2)
+    _adversarial_steps(0, 1, "", str(tmp_path / "single"))
+    rank0, rank1, single = (torch.load(tmp_path / name, weights_only=True) for name in ("ranks.0", "ranks.1", "single.0"))
+    for part in ("gen", "disc"):
+        for name, value in single[part].items():
+            assert torch.equal(rank0[part][name], rank1[part][name]), (part, name)  # the ranks never drift apart
+            assert torch.allclose(rank0[part][name], value, atol=1e-6), (part, name)
+    assert torch.equal(rank0["unused"], torch.ones(3)), "no gradient anywhere: the optimizer skips it"
 
 
 SWEEP = """
