@@ -16,6 +16,7 @@ A sweep file::
       set: [{}, {train.selection: val}]   # override variants
     entries:                      # optional: grids of their own; each key given replaces the grid's
       - {method: pfvit, preset: paper, set: [{model.face_net: none}]}
+      - {dataset: ferplus, data_root: ~/data/FERPlus}   # data_root and nproc may differ per entry too
     executor: {...}               # how the runs execute (:mod:`ferbench.sweep_jobs`)
 
 Without ``entries`` the sweep is the grid. A run's identity is its request: method, dataset, protocol, the
@@ -41,6 +42,7 @@ from .settings import RunKind, Status
 from .store import Store
 
 GRID_KEYS = ("method", "dataset", "protocol", "preset", "seed", "set")
+ENTRY_KEYS = (*GRID_KEYS, "nproc", "data_root")
 TOP_KEYS = ("name", "db", "data_root", "nproc", "set", "grid", "entries", "executor")
 
 
@@ -136,7 +138,7 @@ def load_sweep(path: str | Path, assignments: Sequence[tuple[str, Any]] = (), db
     if "grid" not in spec:
         raise UsageError(f"{where} has no 'grid': give at least grid.method and grid.dataset")
     common = [*_assignments(spec.get("set") or {}, f"{where}: set"), *assignments]
-    database = db or _text(spec.get("db"), f"{where}: db")
+    database = _expanded(db or _text(spec.get("db"), f"{where}: db"))
     data_root = _text(spec.get("data_root"), f"{where}: data_root")
     nproc = _positive_int(spec.get("nproc", 1), f"{where}: nproc")
     grid = spec["grid"]
@@ -145,15 +147,16 @@ def load_sweep(path: str | Path, assignments: Sequence[tuple[str, Any]] = (), db
     _check_keys(grid, GRID_KEYS, f"{where}: grid")
     entries = spec.get("entries") or [{}]
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise UsageError(f"{where}: entries must be a list of mappings (keys: {', '.join(GRID_KEYS)}, nproc)")
+        raise UsageError(f"{where}: entries must be a list of mappings (keys: {', '.join(ENTRY_KEYS)})")
     runs: list[SweepRun] = []
     seen: set[tuple[Any, ...]] = set()
     for index, entry in enumerate(entries):
         at = f"{where}: entries[{index}]" if "entries" in spec else f"{where}: grid"
-        _check_keys(entry, (*GRID_KEYS, "nproc"), at)
-        merged = {**grid, **entry}
+        _check_keys(entry, ENTRY_KEYS, at)
+        merged = {key: value for key, value in {**grid, **entry}.items() if key in GRID_KEYS}
         entry_nproc = _positive_int(entry.get("nproc", nproc), f"{at}: nproc")
-        for request in _requests(merged, common, database, data_root, at):
+        entry_root = _expanded(_text(entry.get("data_root", data_root), f"{at}: data_root"))
+        for request in _requests(merged, common, database, entry_root, at):
             run = plan_sweep_run(request, entry_nproc)
             if run.identity not in seen:  # the same run named twice executes once
                 seen.add(run.identity)
@@ -253,6 +256,11 @@ def _text(value: Any, where: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise UsageError(f"{where} must be a string, got {value!r}")
     return value
+
+
+def _expanded(path: str | None) -> str | None:
+    """``~`` expanded here: jobs elsewhere and pasted commands must name the same folder."""
+    return str(Path(path).expanduser()) if path else path
 
 
 def _scalar_text(value: Any) -> str:

@@ -126,10 +126,17 @@ def _local_workers(sweep: Sweep, todo: list[Unit], echo: Echo) -> list[Outcome]:
 
 
 def _job_array(sweep: Sweep, todo: list[Unit], echo: Echo, wait: bool) -> list[Outcome] | None:
-    """One job per unit, submitted as a job array per process count."""
+    """One job per unit, submitted as a job array per process count; a job that times out or is preempted
+    is requeued and resumes (:mod:`ferbench.sweep_requeue`)."""
     submitit = _submitit()
+    from .sweep_requeue import RequeuedRuns
+
     executor = sweep.executor
-    cluster = submitit.AutoExecutor(folder=_folder(sweep), cluster=executor.cluster)
+    try:
+        cluster = submitit.AutoExecutor(folder=_folder(sweep), cluster=executor.cluster)
+    except RuntimeError as exc:  # e.g. no srun: not on a SLURM machine
+        raise UsageError(f"cannot submit to {executor.cluster}: {str(exc).splitlines()[0]} (submit from a SLURM "
+                         "login node, or set executor.kind: local)") from None
     jobs = []
     for nproc in sorted({unit.nproc for unit in todo}):
         group = [unit for unit in todo if unit.nproc == nproc]
@@ -142,7 +149,7 @@ def _job_array(sweep: Sweep, todo: list[Unit], echo: Echo, wait: bool) -> list[O
             cluster.update_parameters(**parameters)
         except (NameError, AssertionError, ValueError, TypeError) as exc:
             raise UsageError(f"sweep file {str(sweep.path)!r}: executor: {str(exc).splitlines()[0]}") from None
-        submitted = cluster.map_array(execute_requests, [[u.request] for u in group], [[u.label] for u in group],
+        submitted = cluster.map_array(RequeuedRuns(), [[u.request] for u in group], [[u.label] for u in group],
                                       [nproc] * len(group))
         jobs += [(job, [unit]) for job, unit in zip(submitted, group)]
         echo(f"submitted {len(submitted)} job(s) of {nproc} process(es) each: {submitted[0].job_id.split('_')[0]}"

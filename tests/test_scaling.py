@@ -48,6 +48,16 @@ def _process_with(env: dict[str, str], timeout: float = 120) -> int:
     raise AssertionError(f"no process with {env} appeared")
 
 
+def _warm_synthfer(samples: int, subjects: int, size: int = 16) -> None:
+    """Render synthfer's cache once before processes that start together read it (main's cache writes
+    through one temporary name per file; the faults branch makes them per process)."""
+    from ferbench.contracts import load_dataset
+    from ferbench.plugins import registry
+
+    spec = registry().dataset("synthfer")
+    load_dataset(spec, None, {**spec.options, "samples": samples, "subjects": subjects}).pixels(size)
+
+
 def _wait_for_rows(store: Store, sql: str, timeout: float = 300) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -203,6 +213,7 @@ def test_sweep_of_six_runs_survives_a_killed_worker(fb_env: dict[str, str], tmp_
     store = Store(fb_env["FERBENCH_DB"])
     assert not store.path.exists(), "a dry run executes nothing"
 
+    _warm_synthfer(200, 10)
     mark = uuid.uuid4().hex
     proc = subprocess.Popen([sys.executable, "-m", "ferbench", "sweep", str(sweep)], env={**fb_env, "FB_TEST_MARK": mark},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -227,6 +238,55 @@ def test_sweep_of_six_runs_survives_a_killed_worker(fb_env: dict[str, str], tmp_
         assert len(store.predictions(row["run_id"], 0)[0]) == row["n_test"]
     status = ferbench("sweep", "status", str(sweep), env=fb_env).stdout
     assert status.strip().endswith("6 done, 0 running, 0 partial, 0 failed, 0 pending (of 6 runs)")
+
+
+PER_FOLD = """
+name: folds
+set: {dataset.samples: 200, dataset.subjects: 10, data.image_size: 16, model.patch_size: 8, model.depth: 1,
+      train.epochs: 1, train.batch_size: 16}
+grid: {method: vit-baseline, dataset: synthfer, protocol: random-60-40, preset: tiny}
+executor: {kind: slurm, cluster: local, jobs: fold, gpus_per_node: 0, time_minutes: 30}
+"""
+
+
+def test_per_fold_jobs_record_one_run(fb_env: dict[str, str], tmp_path: Path) -> None:
+    sweep = tmp_path / "folds.yaml"
+    sweep.write_text(PER_FOLD)
+    _warm_synthfer(200, 10)
+    out = ferbench("sweep", str(sweep), env=fb_env).stdout
+    assert "submitted 3 job(s)" in out, out  # a job array of the protocol's three folds, started together
+    store = Store(fb_env["FERBENCH_DB"])
+    (run,) = store.query("SELECT run_id, status, folds FROM runs")
+    assert run["status"] == "completed" and run["folds"] == [0, 1, 2]
+    folds = store.query("SELECT fold, n_test FROM folds ORDER BY fold")
+    assert [f["fold"] for f in folds] == [0, 1, 2]
+    for fold in folds:
+        assert len(store.predictions(run["run_id"], fold["fold"])[0]) == fold["n_test"]
+    assert "1 done" in ferbench("sweep", "status", str(sweep), env=fb_env).stdout
+
+
+def test_table_sweep_file_submits_one_slurm_job_array(fb_env: dict[str, str], tmp_path: Path) -> None:
+    """The committed MIMIC Table II sweep plans its 54 runs and submits them as one job array. There is no
+    SLURM here: sbatch and srun are stand-ins, sbatch keeps the submission script submitit wrote."""
+    home, bin_dir = tmp_path / "user", tmp_path / "bin"
+    for folder in ("RAF-DB", "FERPlus", "AffectNet"):
+        (home / "data" / folder).mkdir(parents=True)
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/sh\nfor last; do :; done\ncp "$last" "$SCRIPT_COPY"\n'
+                                    'echo "Submitted batch job 4242"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env = {**fb_env, "HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{fb_env['PATH']}",
+           "SCRIPT_COPY": str(tmp_path / "script")}
+    sweep = str(Path(__file__).parents[1] / "sweeps" / "mimic-table2.yaml")
+    out = ferbench("sweep", sweep, env=env).stdout
+    assert "54 pending (of 54 runs)" in out and "submitted 54 job(s) of 1 process(es) each: 4242 (array)" in out
+    script = (tmp_path / "script").read_text()
+    for line in ("--array=0-53%12", "--partition=gpu", "--gpus-per-node=1", "--ntasks-per-node=1", "--time=1440",
+                 "--cpus-per-task=8", "--mem=64GB"):
+        assert f"#SBATCH {line}\n" in script, line
+    assert "54 pending" in ferbench("sweep", "status", sweep, env=env).stdout
 
 
 # --- merge ---------------------------------------------------------------------------------------------
