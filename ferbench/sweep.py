@@ -27,6 +27,7 @@ split manifest) is not noticed here: the run key of an executed run includes the
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import shlex
@@ -56,7 +57,9 @@ class Executor:
     array, with ``time_minutes``, ``gpus_per_node`` (default: ``nproc``), ``cpus_per_task``, ``mem_gb`` and
     submitit's ``slurm_*`` parameters from the ``slurm`` mapping (``partition``, ``array_parallelism``,
     ``account``, ``qos``, ``constraint``, ``additional_parameters``, ``setup`` ...). ``cluster: local`` runs
-    the same job array on this machine (to try a cluster sweep file); ``folder`` holds submitit's logs."""
+    the same job array on this machine (to try a cluster sweep file); ``folder`` holds submitit's logs.
+    ``db_per_run`` gives each run a database of its own (for file systems whose locks do not hold across
+    machines; combine them with ``ferbench merge``)."""
 
     kind: str = "local"
     workers: int = 1
@@ -69,6 +72,7 @@ class Executor:
     cpus_per_task: int | None = None
     mem_gb: float | None = None
     slurm: Mapping[str, Any] = field(default_factory=dict)
+    db_per_run: bool = False
 
 
 KINDS, JOBS, CLUSTERS = ("local", "slurm"), ("run", "fold"), ("slurm", "local")
@@ -125,6 +129,25 @@ class Sweep:
     db: str | None
     runs: list[SweepRun]
     executor: Executor
+
+    @property
+    def runs_folder(self) -> Path:
+        """With ``executor.db_per_run``: the folder of the runs' own databases, beside the sweep's."""
+        main = Store(self.db).path
+        return main.with_name(f"{main.stem}-runs")
+
+    def run_db(self, run: SweepRun) -> str:
+        """The database ``run`` writes: the sweep's, or with ``db_per_run`` one of its own (named by its
+        identity, so that starting the sweep again resumes it there)."""
+        if not self.executor.db_per_run:
+            return str(Store(self.db).path)
+        digest = hashlib.sha256(json.dumps(run.identity, default=str).encode()).hexdigest()[:16]
+        return str(self.runs_folder / f"{self.name}-{digest}.duckdb")
+
+    def stores(self) -> list[Store]:
+        """Where the sweep's runs are recorded: its database (and the runs' own, with ``db_per_run``)."""
+        own = sorted(self.runs_folder.glob("*.duckdb")) if self.executor.db_per_run else []
+        return [Store(self.db), *(Store(path) for path in own)]
 
 
 def load_sweep(path: str | Path, assignments: Sequence[tuple[str, Any]] = (), db: str | None = None) -> Sweep:
@@ -234,6 +257,9 @@ def _executor(section: Any, where: str) -> Executor:
     if not isinstance(devices, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                 for d in devices):
         raise UsageError(f"{where}: devices must be a list of GPU indices, e.g. [0, 1, 2, 3]")
+    if executor.db_per_run is not False and (executor.db_per_run is not True or executor.jobs == "fold"):
+        raise UsageError(f"{where}: db_per_run must be true or false, and true only with one job per run "
+                         "(the folds of a run share its database)")
     if not isinstance(executor.slurm, dict):
         raise UsageError(f"{where}: slurm must be a mapping of submitit slurm_* parameters without the prefix")
     return replace(executor, devices=tuple(devices))
@@ -294,18 +320,20 @@ class RunState:
         return tuple(k for k in self.run.folds if k not in self.folds_done)
 
 
-def run_states(runs: Sequence[SweepRun], store: Store) -> list[RunState]:
-    """Each run's state from the database: a completed run with its identity makes it done; otherwise
+def run_states(runs: Sequence[SweepRun], stores: Sequence[Store]) -> list[RunState]:
+    """Each run's state from the databases: a completed run with its identity makes it done; otherwise
     the newest such run says running, failed or partial; none: pending."""
-    if not store.path.exists():
-        return [RunState(run, PENDING) for run in runs]
-    rows = store.query("SELECT run_id, method, dataset, protocol, config_hash, seed, kind, folds, weights, "
-                       "coalesce(world_size, 1) AS world_size, status FROM runs ORDER BY started_at")
+    rows: list[dict[str, Any]] = []
     recorded: dict[str, set[int]] = {}
-    for row in store.query("SELECT run_id, fold FROM folds WHERE status = ?", [Status.COMPLETED]):
-        recorded.setdefault(row["run_id"], set()).add(row["fold"])
+    for store in stores:
+        if not store.path.exists():
+            continue
+        rows += store.query("SELECT run_id, method, dataset, protocol, config_hash, seed, kind, folds, weights, "
+                            "coalesce(world_size, 1) AS world_size, status, started_at FROM runs")
+        for row in store.query("SELECT run_id, fold FROM folds WHERE status = ?", [Status.COMPLETED]):
+            recorded.setdefault(row["run_id"], set()).add(row["fold"])
     by_identity: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r["started_at"] is not None, r["started_at"] or 0)):
         weights = tuple(sorted((path, w.get("ref")) for path, w in (row["weights"] or {}).items()))
         identity = (row["method"], row["dataset"], row["protocol"], row["config_hash"], row["seed"],
                     str(row["kind"] or RunKind.TRAIN), tuple(row["folds"] or ()), weights, row["world_size"])

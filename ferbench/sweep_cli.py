@@ -31,11 +31,10 @@ def sweep() -> None:
 
 def _load(file: str, assignments: tuple[str, ...], db: str | None) -> tuple[Any, list[Any]]:
     from .config import parse_assignment
-    from .store import Store
     from .sweep import load_sweep, run_states
 
     loaded = load_sweep(file, [parse_assignment(a) for a in assignments], db)
-    return loaded, run_states(loaded.runs, Store(loaded.db))
+    return loaded, run_states(loaded.runs, loaded.stores())
 
 
 def _state_line(state: Any) -> str:
@@ -66,7 +65,8 @@ def run_sweep(file: str, assignments: tuple[str, ...], db: str | None, dry_run: 
     executor = loaded.executor
     how = (f"slurm ({executor.cluster}), one job per {executor.jobs}" if executor.kind == "slurm"
            else f"local, {executor.workers} worker(s)")
-    click.echo(f"sweep {loaded.name}: {_counts_line(states)}; executor {how}; database {Store(loaded.db).path}")
+    click.echo(f"sweep {loaded.name}: {_counts_line(states)}; executor {how}; database {Store(loaded.db).path}"
+               + (f" and one per run in {loaded.runs_folder}" if executor.db_per_run else ""))
     for state in states:
         click.echo(f"  {_state_line(state)}")
         if dry_run and state.state != DONE:
@@ -77,8 +77,11 @@ def run_sweep(file: str, assignments: tuple[str, ...], db: str | None, dry_run: 
     outcomes = execute_sweep(loaded, states, click.echo, wait)
     if outcomes is None:
         return
-    final = run_states(loaded.runs, Store(loaded.db))
+    final = run_states(loaded.runs, loaded.stores())
     click.echo(f"sweep {loaded.name}: {_counts_line(final)}")
+    if executor.db_per_run:
+        click.echo(f"combine the runs' databases: ferbench merge {loaded.runs_folder}/*.duckdb --into "
+                   f"{Store(loaded.db).path}")
     unfinished = [s for s in final if s.state != DONE]
     if unfinished:
         raise FerbenchError(f"{len(unfinished)} of {len(final)} run(s) are not completed (first: "

@@ -72,12 +72,12 @@ def execute_requests(requests: Sequence[RunRequest], labels: Sequence[str], npro
 
 def units(sweep: Sweep, states: Sequence[RunState]) -> list[Unit]:
     """What remains to execute: each run not done, or, with per-fold jobs, each of its folds not recorded."""
-    db = str(Store(sweep.db).path)  # jobs elsewhere write the same file, whatever their environment says
     todo = []
     for state in states:
         if state.state == DONE:
             continue
-        request = replace(state.run.request, db=db)
+        request = replace(state.run.request, db=sweep.run_db(state.run))  # an absolute path: the same file
+
         if sweep.executor.kind == "slurm" and sweep.executor.jobs == "fold" and request.fold is None:
             todo += [Unit(replace(request, part_folds=(k,)), f"{state.run.label} fold {k}", state.run.nproc)
                      for k in state.missing_folds]

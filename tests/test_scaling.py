@@ -289,6 +289,24 @@ def test_table_sweep_file_submits_one_slurm_job_array(fb_env: dict[str, str], tm
     assert "54 pending" in ferbench("sweep", "status", sweep, env=env).stdout
 
 
+def test_a_database_per_run_merges_into_the_sweeps(fb_env: dict[str, str], tmp_path: Path) -> None:
+    sweep = tmp_path / "own.yaml"
+    sweep.write_text(SWEEP.replace("seed: [0, 1, 2]", "seed: 0").replace("set: [{}, {optim.lr: 0.002}]", "set: {}")
+                     .replace("train.epochs: 3", "train.epochs: 1")
+                     .replace("workers: 2", "workers: 1, db_per_run: true"))
+    out = ferbench("sweep", str(sweep), env=fb_env).stdout
+    main = Store(fb_env["FERBENCH_DB"])
+    (own,) = sorted(main.path.with_name(f"{main.path.stem}-runs").glob("*.duckdb"))
+    assert not main.path.exists() and f"ferbench merge {own.parent}/*.duckdb --into {main.path}" in out
+    assert "1 done" in ferbench("sweep", "status", str(sweep), env=fb_env).stdout  # found in the run's database
+    ferbench("merge", str(own), "--into", str(main.path))
+    (run,) = main.query("SELECT run_id, status FROM runs")
+    assert run["status"] == "completed"
+    (fold,) = main.query("SELECT weights_path FROM folds")
+    assert (main.artifacts_dir / fold["weights_path"]).is_file()
+    assert "1 done" in ferbench("sweep", str(sweep), env=fb_env).stdout  # nothing runs again
+
+
 # --- merge ---------------------------------------------------------------------------------------------
 
 def _record(store: Store, run_id: str, folds: dict[int, str], status: str, ended: str,
