@@ -102,12 +102,17 @@ class Runner:
             raise
         self.meter.peak_bytes = int(self.world.max(self.meter.peak_memory_bytes()))  # the largest rank's
         summary = self.world.share(lambda: self._summary(info, manifest, per_fold, resumed))
-        if todo == folds:
-            self._end(info, Status.COMPLETED, summary)
-        elif self.world.is_main:  # a part: the run is completed by whichever part records its last fold
-            self._end(info, Status.PARTIAL, summary)
-            summary["status"] = str(self.store.complete_if_recorded(info.run_id, len(folds)))
+        self._complete(info, summary, len(folds), whole=todo == folds)
         return summary
+
+    def _complete(self, info: RunInfo, summary: dict[str, Any], folds: int, whole: bool) -> None:
+        """Mark the run completed; after a part of it, only when every one of its ``folds`` is recorded
+        (whichever part records the last fold completes it)."""
+        if whole:
+            self._end(info, Status.COMPLETED, summary)
+        elif self.world.is_main:
+            self._end(info, Status.PARTIAL, summary)
+            summary["status"] = str(self.store.complete_if_recorded(info.run_id, folds))
 
     def _part(self, folds: tuple[int, ...]) -> tuple[int, ...]:
         """The folds this process executes: all of the run's, or the part a per-fold job was given."""
