@@ -110,6 +110,16 @@ class World:
             raise FerbenchError(f"rank 0 stopped the run: {value}")
         return value
 
+    def main_first(self, compute: Callable[[], T]) -> T:
+        """``compute()`` on rank 0, then on the other ranks (e.g. loading data: rank 0 fills the caches
+        that the others then read)."""
+        if self.is_main:
+            value = compute()
+            self.barrier()
+            return value
+        self.barrier()
+        return compute()
+
     def barrier(self) -> None:
         if self.distributed:
             import torch.distributed as dist

@@ -76,7 +76,7 @@ class Runner:
 
         device = local_device(select_device(self.request.device), self.world)
         self.meter = CostMeter(device)
-        data, arrays, manifest = self._load()
+        data, arrays, manifest = self.world.main_first(self._load)
         folds = (self.request.fold,) if self.request.fold is not None else tuple(range(len(manifest.folds)))
         todo = self._part(folds)
         flags = self._pretraining_overlap(data, manifest, todo)

@@ -216,10 +216,7 @@ class Trainer:
     def restore(self) -> None:
         """Continue from the last readable checkpoint, if any. Rank 0 reads it first (setting an unreadable
         file aside), then the other ranks read what it read; every rank then holds rank 0's weights."""
-        saved = self.checkpoint.load() if self.world.is_main else None
-        self.world.barrier()
-        if not self.world.is_main:
-            saved = self.checkpoint.load()
+        saved = self.world.main_first(self.checkpoint.load)
         if saved is None:
             self.world.broadcast_state(self.method)
             return
