@@ -12,6 +12,7 @@ import click
 
 from .db_cli import db as db_group
 from .errors import DEBUG_ENV, FerbenchError, UsageError, debug_enabled
+from .sweep_cli import sweep as sweep_group
 from .weights_cli import weights as weights_group
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ _RUN_OPTIONS = [
                  "bit-identical results on CUDA; recorded with the run."),
     click.option("--progress/--no-progress", default=None, help="Show progress bars (default: when on a terminal)."),
     click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of text."),
+    click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Processes (GPUs) for this run: starts torchrun --standalone --nproc-per-node N."),
 ]
 
 
@@ -71,10 +74,14 @@ def run_options(command: Any) -> Any:
 def _execute(kind: str, as_json: bool, assignments: tuple[str, ...], **fields: Any) -> None:
     """Plan and execute a run of ``kind``, then print its summary."""
     from .config import parse_assignment
+    from .distributed import env_world_size, is_main_process, relaunch_with_torchrun
     from .planning import RunRequest
     from .runner import run as execute
     from .settings import RunKind
 
+    nproc = fields.pop("nproc")
+    if nproc > 1 and env_world_size() == 1:
+        relaunch_with_torchrun(nproc, _without_nproc(sys.argv[1:]))
     if fields["device"] == "cuda":
         import torch
 
@@ -82,6 +89,8 @@ def _execute(kind: str, as_json: bool, assignments: tuple[str, ...], **fields: A
             raise FerbenchError("--device cuda was asked for but no CUDA device is available; use --device auto")
     request = RunRequest(kind=RunKind(kind), assignments=[parse_assignment(a) for a in assignments], **fields)
     summary = execute(request, echo=_echo_err if as_json else click.echo)
+    if not is_main_process():
+        return  # rank 0 reports the run
     if as_json:
         _print_json(summary)
         return
@@ -327,6 +336,32 @@ def export(db: str | None, out_dir: str, fmt: str) -> None:
         click.echo(str(path))
 
 
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--into", "output", required=True, type=click.Path(dir_okay=False),
+              help="The merged database (an existing one is an input too and is replaced).")
+def merge(inputs: tuple[str, ...], output: str) -> None:
+    """Combine results databases (e.g. one per worker where the file system's locks do not hold across
+    machines) into one: every run once, each fold from where it was recorded, artifacts copied beside it."""
+    from .merge import merge_databases
+
+    for line in merge_databases(inputs, output).lines():
+        click.echo(line)
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    """Command-line arguments without ``--nproc N`` (torchrun starts the processes instead)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
 def _existing_store(db: str | None) -> Store:
     """The results database to read, opened once so that a missing one (a mistyped ``--db``) fails in one
     line before any output is written (it must not look like an empty database)."""
@@ -351,6 +386,7 @@ def _output_folder(out: str) -> Path:
 
 cli.add_command(weights_group)
 cli.add_command(db_group)
+cli.add_command(sweep_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -27,7 +27,8 @@ from .settings import Selection
 ENGINE_DEFAULTS: dict[str, Any] = {
     "train": {
         "epochs": 10,
-        "batch_size": 64,
+        "batch_size": 64,  # per process: the global batch is batch_size x processes x grad_accum_steps
+        "lr_scaling": "none",  # none | linear: learning rates x processes in a multi-process run
         "eval_batch_size": 256,
         "grad_accum_steps": 1,
         "grad_clip": 0.0,  # max global grad norm; 0 disables clipping
@@ -63,6 +64,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 
 ENGINE_CHOICES: dict[str, tuple[Any, ...]] = {
     "train.selection": tuple(str(rule) for rule in Selection),
+    "train.lr_scaling": ("none", "linear"),  # ferbench.distributed.LR_SCALING
 }
 
 #: Most epochs a run may ask for (a typo such as 10**30 must not start an endless run).

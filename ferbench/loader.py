@@ -5,10 +5,12 @@ augmentation on the device. A background thread gathers the next batch while the
 on the current one, so data loading does not starve the model; on the CPU that thread also converts,
 augments and normalises the batch (torch releases the GIL), so the model's thread only computes.
 A method that wants several augmented views of each image gets them from independent draws of the
-same seeded generator, so an epoch replays exactly on resume.
+same seeded generator, so an epoch replays exactly on resume. In a distributed run each rank trains on
+its shard of every epoch's order (:meth:`ferbench.distributed.World.shard`).
 """
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from typing import Any, Iterator, Mapping
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from .augment import augment
+from .distributed import World
 from .method import Batch
 
 _STOP = object()
@@ -46,18 +49,26 @@ class ArrayBatches:
                  batch_size: int, device: torch.device, normalizer: Normalizer, *, train: bool = False,
                  augment_cfg: Mapping[str, Any] | None = None, seed: int = 0,
                  sample_weights: np.ndarray | None = None, soft_labels: np.ndarray | None = None,
-                 views: int = 1) -> None:
+                 views: int = 1, world: World | None = None) -> None:
         self.arrays, self.labels, self.rows = arrays, labels, np.asarray(rows, dtype=np.int64)
         self.soft_labels = soft_labels
         self.batch_size, self.device, self.normalizer = batch_size, device, normalizer
         self.train, self.augment_cfg, self.seed = train, augment_cfg, seed
         self.sample_weights = sample_weights
         self.views = views if train else 1
+        self.world = world if train and world is not None else World()  # only training batches are sharded
         self.pin = device.type == "cuda"
         self.prepare_in_background = device.type == "cpu"
 
     def __len__(self) -> int:
-        return -(-len(self.rows) // self.batch_size)
+        rows = len(self.rows) // self.world.size if self.world.distributed else len(self.rows)
+        return -(-rows // self.batch_size)
+
+    def with_rows(self, rows: np.ndarray) -> ArrayBatches:
+        """The same batches over other rows (e.g. a rank's slice of the test part)."""
+        other = copy.copy(self)
+        other.rows = np.asarray(rows, dtype=np.int64)
+        return other
 
     def _order(self, epoch: int) -> np.ndarray:
         if not self.train:
@@ -65,8 +76,8 @@ class ArrayBatches:
         rng = np.random.default_rng([self.seed, epoch])
         if self.sample_weights is not None:
             p = self.sample_weights / self.sample_weights.sum()
-            return rng.choice(self.rows, size=len(self.rows), replace=True, p=p)
-        return rng.permutation(self.rows)
+            return self.world.shard(rng.choice(self.rows, size=len(self.rows), replace=True, p=p))
+        return self.world.shard(rng.permutation(self.rows))
 
     def _gather(self, rows: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         host = {name: torch.from_numpy(np.ascontiguousarray(array[rows])) for name, array in self.arrays.items()}
@@ -118,7 +129,8 @@ class ArrayBatches:
 
     def epoch(self, epoch: int = 0) -> Iterator[Batch]:
         """The batches of one epoch (shuffled and augmented reproducibly from ``(seed, epoch)`` when training)."""
-        generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
+        key = [self.seed, epoch, 1] + ([self.world.rank] if self.world.distributed else [])  # ranks draw apart
+        generator = torch.Generator().manual_seed(int(np.random.default_rng(key).integers(2**62)))
 
         def prepare(host: dict[str, torch.Tensor], labels: torch.Tensor, rows: torch.Tensor) -> Batch:
             soft = host.pop("_soft_labels", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -112,6 +112,8 @@ class StepContext:
     accum_steps: int = 1
     epoch: int = 0
     update: bool = True  # whether this batch ends an accumulation window
+    #: averages gradients over the ranks of a distributed run (:meth:`ferbench.distributed.World.average_gradients`)
+    gradient_sync: Callable[[Sequence[torch.nn.Parameter]], None] | None = None
     _zeroed: set[str] = field(default_factory=set)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -129,6 +131,7 @@ class StepContext:
         discriminator leaves the discriminator's gradients untouched, whatever the order of the calls
         and the accumulation. Each slot's gradients are cleared before its first backward in a window.
         ``retain_graph`` keeps the graph for a further ``optimize`` call on a loss that shares it.
+        In a distributed run the named slots' gradients are averaged over the ranks before they step.
         """
         chosen = names or tuple(self.slots)
         unknown = [name for name in chosen if name not in self.slots]
@@ -142,6 +145,8 @@ class StepContext:
         self.scaler.scale(loss / self.accum_steps).backward(inputs=params, retain_graph=retain_graph)
         if not self.update:
             return
+        if self.gradient_sync is not None:
+            self.gradient_sync(params)
         for name in chosen:
             slot = self.slots[name]
             if self.grad_clip > 0 and slot.clip:

@@ -45,6 +45,9 @@ class RunRequest:
     allow_test_images_in_pretraining: bool = False
     wait: bool = False  # wait for another process executing the same run instead of refusing
     deterministic: bool = False  # deterministic algorithms only (bit-for-bit repeatable on CUDA too)
+    #: execute only these folds of the whole protocol's run (a sweep's per-fold jobs): the run is the same
+    #: as without it, and whichever part records its last fold marks it completed
+    part_folds: tuple[int, ...] | None = None
 
 
 @dataclass

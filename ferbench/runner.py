@@ -4,28 +4,32 @@ A run is identified by a key over everything that determines its score (weights 
 hashes included); starting the same run again after an interruption resumes it (finished folds are
 kept, the fold in progress restarts from its last epoch checkpoint), so each fold ends with exactly one
 recorded result. Planning (what the user asked for -> a validated plan) lives in :mod:`ferbench.planning`.
+Under torchrun every rank executes the run and rank 0 alone records it (:mod:`ferbench.distributed`).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from . import foldstats, provenance
 from .config import config_hash
 from .contracts import load_dataset, load_pixels, metric_value, scalar_metrics
+from .cost import CostMeter
 from .data import FERData
-from .diskio import remove_temporaries, write_atomically
+from .diskio import remove_temporaries, stale_temporaries, write_atomically
+from .distributed import current_world, local_device, require_shardable, session
 from .errors import FerbenchError, RunBusyError, StorageError, UsageError
-from .locks import RunLock
+from .locks import FileLock, RunLock
 from .metrics import aggregate
 from .planning import EVAL_WEIGHTS, Plan, RunRequest, plan_eval, plan_run
 from .plugins import call_hook, registry
@@ -55,6 +59,17 @@ class FoldData:
     index: int
 
 
+@dataclass(frozen=True)
+class FoldPlan:
+    """What a run's fold loop works through: the loaded data, all of the run's folds and the part to execute."""
+
+    data: FERData
+    arrays: dict[str, np.ndarray]
+    manifest: Manifest
+    folds: tuple[int, ...]
+    todo: tuple[int, ...]
+
+
 class Runner:
     """Executes a planned run fold by fold and records everything in the store."""
 
@@ -63,33 +78,48 @@ class Runner:
         self.reg = registry()
         self.classes: tuple[str, ...] = plan.dataset.classes
         self.scored = plan.kind is not RunKind.PRETRAIN
+        self.world = current_world()
+        self.meter: CostMeter | None = None
 
     # --- the run ----------------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
         """Train (or only score) every requested fold; returns the run summary. One process at a time
-        executes a run key: another one is refused, or waits with ``--wait``."""
-        data, arrays, manifest = self._load()  # first: a data or cache problem surfaces before torch loads
+        executes a run key (or one part of it): another one is refused, or waits with ``--wait``."""
+        # first: a data or cache problem surfaces before torch loads; rank 0 fills the caches the others read
+        data, arrays, manifest = self.world.main_first(self._load)
         from .trainer import select_device, use_deterministic
 
         use_deterministic(self.request.deterministic)  # before torch computes anything and versions are recorded
-        device = select_device(self.request.device)
+        device = local_device(select_device(self.request.device), self.world)
+        self.meter = CostMeter(device)
         folds = (self.request.fold,) if self.request.fold is not None else tuple(range(len(manifest.folds)))
-        flags = self._pretraining_overlap(data, manifest, folds)
+        todo = self._part(folds)
+        flags = self._pretraining_overlap(data, manifest, todo)
         run_key = self._run_key(manifest, folds)
-        lock = RunLock(self.store.artifacts_dir, run_key)
+        lock = self._run_lock(run_key, todo, folds)
         asked = datetime.now()
-        waited = self._take(lock)
+        waited = self.world.share(lambda: self._take(lock)) if lock is not None else self.world.share(lambda: False)
         try:
-            finished = self._completed_since(run_key, asked) if waited else None
+            finished = self.world.share(lambda: self._completed_since(run_key, asked)) if waited else None
             if finished is not None:
                 self.echo(f"run {finished} was completed by the process this one waited for; not run again")
                 info = self._run_info(finished, manifest, folds, str(device), resumed=False)
                 return self._summary(info, manifest, self._completed_folds(info.run_id), resumed=False)
-            info, resumed = self._open_run(run_key, manifest, folds, str(device), flags)
-            lock.describe(run_id=info.run_id)
-            return self._execute_folds(info, data, arrays, manifest, folds, device, resumed)
+            with self._opening(run_key):
+                info, resumed = self.world.share(lambda: self._open_run(run_key, manifest, folds, str(device), flags))
+            if lock is not None:
+                lock.describe(run_id=info.run_id)
+            return self._execute_folds(info, FoldPlan(data, arrays, manifest, folds, todo), device, resumed)
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
+
+    def _run_lock(self, run_key: str, todo: tuple[int, ...], folds: tuple[int, ...]) -> RunLock | None:
+        """Rank 0's lock on the run key, or on its part when a per-fold job executes only ``todo``."""
+        if not self.world.is_main:
+            return None
+        name = run_key if todo == folds else f"{run_key}-part-{'-'.join(map(str, todo))}"
+        return RunLock(self.store.artifacts_dir, name)
 
     def _take(self, lock: RunLock) -> bool:
         """Take the run key's lock; when another process holds it, refuse, or wait with ``--wait``.
@@ -106,24 +136,27 @@ class Runner:
         lock.acquire()
         return True
 
-    def _execute_folds(self, info: RunInfo, data: FERData, arrays: dict[str, np.ndarray], manifest: Manifest,
-                       folds: tuple[int, ...], device: torch.device, resumed: bool) -> dict[str, Any]:
+    def _execute_folds(self, info: RunInfo, plan: FoldPlan, device: torch.device, resumed: bool) -> dict[str, Any]:
+        todo, folds = plan.todo, plan.folds
         self.echo(f"{self.plan.kind} run {info.run_id}{' (resumed)' if resumed else ''}: {self.plan.method.name} "
                   f"[{self.plan.preset}] on {self.plan.dataset.name}/{self.plan.protocol}, seed {self.request.seed}, "
-                  f"{len(folds)} fold(s), {device}")
-        call_hook("on_run_start", run=info)
+                  f"{len(todo)} fold(s){f' of {len(folds)}' if todo != folds else ''}, {device}")
+        self._hook("on_run_start", run=info)
         try:
-            remove_temporaries(self.store.artifacts_dir / info.run_id)  # left by a killed process of this run
-            per_fold = self._completed_folds(info.run_id)
-            for index in folds:
+            self._remove_temporaries(info, whole=todo == folds)
+            per_fold = self.world.share(lambda: self._completed_folds(info.run_id))
+            for index in todo:
                 if index in per_fold:
                     self.echo(f"fold {index}: already recorded, skipped")
-                    self._checkpoint(info, index).remove()  # left when a kill came right after recording
+                    if self.world.is_main:
+                        self._checkpoint(info, index).remove()  # left when a kill came right after recording
                     continue
-                per_fold[index] = self._run_fold(info, FoldData(data, arrays, manifest.folds[index], index), device)
-                call_hook("on_fold_end", run=info, fold=index, metrics=per_fold[index])
-            summary = self._summary(info, manifest, per_fold, resumed)
-            self._end(info, Status.COMPLETED, summary)
+                fold = FoldData(plan.data, plan.arrays, plan.manifest.folds[index], index)
+                per_fold[index] = self._run_fold(info, fold, device)
+                self._hook("on_fold_end", run=info, fold=index, metrics=per_fold[index])
+            self.meter.peak_bytes = int(self.world.max(self.meter.peak_memory_bytes()))  # the largest rank's
+            summary = self.world.share(lambda: self._summary(info, plan.manifest, per_fold, resumed))
+            self._complete(info, summary, len(folds), whole=todo == folds)
         except KeyboardInterrupt:
             self._end_quietly(info, Status.INTERRUPTED)
             raise
@@ -135,6 +168,44 @@ class Runner:
             self._end_quietly(info, Status.FAILED, error=repr(exc)[:2000])
             raise
         return summary
+
+    def _remove_temporaries(self, info: RunInfo, whole: bool) -> None:
+        """Delete the temporary files a killed process of this run left; while other parts of the run may
+        be writing (per-fold jobs), only those whose process is gone."""
+        if not self.world.is_main:
+            return
+        if whole:
+            remove_temporaries(self.store.artifacts_dir / info.run_id)
+            return
+        for path in stale_temporaries(self.store.artifacts_dir / info.run_id):
+            path.unlink(missing_ok=True)
+
+    def _complete(self, info: RunInfo, summary: dict[str, Any], folds: int, whole: bool) -> None:
+        """Mark the run completed; after a part of it, only when every one of its ``folds`` is recorded
+        (whichever part records the last fold completes it)."""
+        if whole:
+            self._end(info, Status.COMPLETED, summary)
+        elif self.world.is_main:
+            self._end(info, Status.PARTIAL, summary)
+            summary["status"] = str(self.store.complete_if_recorded(info.run_id, folds))
+
+    def _part(self, folds: tuple[int, ...]) -> tuple[int, ...]:
+        """The folds this process executes: all of the run's, or the part a per-fold job was given."""
+        part = self.request.part_folds
+        if part is None:
+            return folds
+        if self.request.fold is not None or not set(part) <= set(folds):
+            raise UsageError(f"folds {list(part)} are not a part of this run's folds {list(folds)}")
+        return tuple(part)
+
+    @contextlib.contextmanager
+    def _opening(self, run_key: str) -> Iterator[None]:
+        """Per-fold jobs of one run start together: one at a time finds (or records) the run's row."""
+        if self.request.part_folds is None or not self.world.is_main:
+            yield
+            return
+        with FileLock(self.store.artifacts_dir / "locks" / f"{run_key}.opening", "run opening lock"):
+            yield
 
     def _load(self) -> tuple[FERData, dict[str, np.ndarray], Manifest]:
         plan, config = self.plan, self.plan.config
@@ -193,12 +264,14 @@ class Runner:
             result = self._evaluate_only(method, part, loaders, device)
         else:
             def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-                call_hook("on_epoch_end", run=info, fold=part.index, epoch=epoch, metrics=metrics)
+                self._hook("on_epoch_end", run=info, fold=part.index, epoch=epoch, metrics=metrics)
 
             trainer = Trainer(method, loaders, data_info, self.plan.config, device, self.request.seed, checkpoint,
                               self._score if self.scored else None, epoch_end, progress=self.request.progress,
                               description=f"fold {part.index}")
             result = trainer.fit()
+        if not self.world.is_main:
+            return {}  # rank 0 records the fold
         self.store.update_run(info.run_id, parameters=method.evaluated_parameters())
         metrics = self._record_fold(info, part, result)
         checkpoint.remove()  # only once the fold is recorded: a kill before this resumes from it
@@ -214,13 +287,14 @@ class Runner:
         stats = foldstats.normalization(config["data"], part.arrays, fold.train)
         normalizer = Normalizer(stats, device)
         weights = foldstats.balanced_weights(data, fold.train) if train_cfg["balanced_sampling"] else None
+        require_shardable(len(fold.train), self.world)
 
         def batches(rows: np.ndarray, train: bool = False) -> ArrayBatches:
             return ArrayBatches(part.arrays, data.labels, rows, train_cfg["batch_size" if train else "eval_batch_size"],
                                 device, normalizer, train=train, augment_cfg=config["data"]["augment"],
                                 seed=self.request.seed * 1000 + part.index, views=self.plan.views,
                                 sample_weights=weights if train else None,
-                                soft_labels=data.soft_labels if train else None)
+                                soft_labels=data.soft_labels if train else None, world=self.world)
 
         has_val = len(fold.val) > 0
         loaders = FoldLoaders(train=batches(fold.train, train=True), val=batches(fold.val) if has_val else None,
@@ -331,6 +405,8 @@ class Runner:
                  json.dumps(weights)]
         if self.request.deterministic:  # bit-for-bit runs never resume or join runs made without the flag
             parts.append("deterministic")
+        if self.world.distributed:  # a run on N processes trains with N times the batch: another run
+            parts.append(f"processes={self.world.size}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def _open_run(self, run_key: str, manifest: Manifest, folds: tuple[int, ...], device: str,
@@ -381,6 +457,7 @@ class Runner:
             "git_commit": provenance.git_commit(), "host": provenance.host(), "command": provenance.command_line(),
             "status": Status.RUNNING, "started_at": datetime.now(), "kind": str(plan.kind),
             "weights": {path: w.to_json() for path, w in plan.weights.items()}, "flags": flags,
+            "world_size": self.world.size, "accelerator": self.meter.accelerator if self.meter else None,
         })
 
     def _completed_folds(self, run_id: str) -> dict[int, dict[str, float]]:
@@ -412,11 +489,20 @@ class Runner:
 
     def _end(self, info: RunInfo, status: Status, summary: dict[str, Any] | None = None,
              error: str | None = None) -> None:
+        if not self.world.is_main:
+            return
         fields: dict[str, Any] = {"status": status, "ended_at": datetime.now()}
         if error is not None:
             fields["error"] = error
+        if self.meter is not None:
+            fields.update(self.meter.run_fields(self.store, info.run_id))
         self.store.update_run(info.run_id, **fields)
-        call_hook("on_run_end", run=info, status=str(status), summary=summary or {})
+        self._hook("on_run_end", run=info, status=str(status), summary=summary or {})
+
+    def _hook(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook (on rank 0 only in a distributed run: plugins see each event once)."""
+        if self.world.is_main:
+            call_hook(name, **kwargs)
 
     def _end_quietly(self, info: RunInfo, status: Status, error: str | None = None) -> bool:
         """:meth:`_end` on the way out of a failure, which must not hide it: whether the status was recorded
@@ -456,6 +542,13 @@ def run(request: RunRequest, echo: Callable[[str], None] = print) -> dict[str, A
     plan = plan_eval(request) if request.kind is RunKind.EVAL else plan_run(request)
     store = Store(request.db)
     started = time.perf_counter()
-    summary = Runner(plan, request, store, echo).execute()
+    with session(request.device) as world:
+        if not world.is_main:  # rank 0 speaks for the run
+            echo, request = _silent, replace(request, progress=False)
+        summary = Runner(plan, request, store, echo).execute()
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _silent(message: str) -> None:
+    """The echo of ranks other than 0."""

@@ -35,6 +35,7 @@ class Status(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    PARTIAL = "partial"  # per-fold jobs recorded some folds; the others are pending or failed
 
 
 class RunKind(StrEnum):

@@ -40,6 +40,10 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         # what kind of run (train / eval / pretrain), the weights references it resolved, and flags that
         # make it less comparable (e.g. test images seen during pre-training)
         ("kind", "VARCHAR DEFAULT 'train'"), ("weights", "JSON"), ("flags", "JSON"), ("parameters", "BIGINT"),
+        # cost: processes (ranks) and their accelerator, wall time over all sessions, largest peak memory of
+        # a process (CUDA allocations on a GPU, resident set on the CPU), training images per second
+        ("world_size", "INTEGER DEFAULT 1"), ("accelerator", "VARCHAR"), ("wall_seconds", "DOUBLE"),
+        ("peak_memory_bytes", "BIGINT"), ("images_per_second", "DOUBLE"),
     ],
     "manifests": [("manifest_hash", "VARCHAR PRIMARY KEY"), ("dataset", "VARCHAR"), ("protocol", "VARCHAR"),
                   ("manifest", "JSON")],
@@ -195,6 +199,15 @@ class Store:
         with self.connect() as con:
             con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?",
                         [_sql_value(v) for v in fields.values()] + [run_id])
+
+    def complete_if_recorded(self, run_id: str, folds: int) -> Status:
+        """Mark the run completed when ``folds`` of its folds are recorded (checked and set in one
+        transaction, so of several parts ending together the last one completes it); its status after."""
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status = ? WHERE run_id = ? AND (SELECT count(*) FROM folds "
+                        "WHERE run_id = ? AND status = ?) >= ?",
+                        [Status.COMPLETED, run_id, run_id, Status.COMPLETED, folds])
+            return Status(con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()[0])
 
     def save_manifest(self, manifest_hash: str, dataset: str, protocol: str, manifest: dict[str, Any]) -> None:
         """Store a split manifest once per hash."""

@@ -4,6 +4,8 @@
 held-out part the selection rule monitors, step epoch-wise schedules and checkpoint; finally keep the
 selected weights and score the test part. Pre-trainers (``score`` None) skip selection and scoring.
 Checkpoints hold plain types and tensors only, so they load with ``torch.load(weights_only=True)``.
+In a distributed run (:mod:`ferbench.distributed`) every rank trains its shard, gradients are averaged
+over the ranks, predictions are gathered, and rank 0 alone writes checkpoints.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .diskio import replacing
+from .distributed import current_world, lr_factor, scale_learning_rates
 from .errors import UsageError
 from .loader import ArrayBatches
 from .method import Batch, DataInfo, Method, OptimizerSlot, StepContext
@@ -113,17 +116,29 @@ def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> Any:
 def predict_probabilities(method: Method, batches: ArrayBatches, amp_dtype: torch.dtype | None,
                           outputs: dict[str, list[torch.Tensor]] | None = None) -> np.ndarray:
     """Softmax class probabilities for every sample of ``batches``, in row order; with ``outputs``
-    also collects the method's extra per-sample outputs."""
+    also collects the method's extra per-sample outputs. In a distributed run each rank predicts a slice
+    of the rows and every rank gets all of them back, in row order."""
+    world = current_world()
+    own = batches.with_rows(world.slice_rows(batches.rows)) if world.distributed else batches
+    probabilities, extra = _predict(method, own, amp_dtype, outputs is not None)
+    for name, value in extra.items():
+        outputs.setdefault(name, []).append(world.gather_rows(value, len(batches.rows)))  # type: ignore[union-attr]
+    return world.gather_rows(probabilities, len(batches.rows)).numpy()
+
+
+def _predict(method: Method, batches: ArrayBatches, amp_dtype: torch.dtype | None,
+             with_outputs: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Probabilities ``[N, K]`` of this process's rows and, when asked, the method's extra outputs (CPU)."""
     method.eval()
-    probabilities = []
+    probabilities, extra = [], {}
     for batch in batches.epoch():
         with _autocast(batches.device, amp_dtype):
             logits = method.predict(batch)
-            extra = method.sample_outputs(batch) if outputs is not None else {}
+            outputs = method.sample_outputs(batch) if with_outputs else {}
         probabilities.append(torch.softmax(logits.float(), dim=1).cpu())
-        for name, value in extra.items():
-            outputs.setdefault(name, []).append(value.float().cpu())  # type: ignore[union-attr]
-    return torch.cat(probabilities).numpy()
+        for name, value in outputs.items():
+            extra.setdefault(name, []).append(value.float().cpu())
+    return torch.cat(probabilities), {name: torch.cat(parts) for name, parts in extra.items()}
 
 
 def cpu_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -180,15 +195,18 @@ class Trainer:
         self.checkpoint, self.score, self.on_epoch_end = checkpoint, score, on_epoch_end
         self.rule = Selection(self.train_cfg["selection"]) if score is not None else Selection.FINAL
         self.show_progress, self.description = progress, description
+        self.world = current_world()
         method.to(device)
         self.slots: dict[str, OptimizerSlot] = method.configure_optimizers()
+        scale_learning_rates(self.slots, lr_factor(self.train_cfg["lr_scaling"], self.world))  # before restore
         use_amp = bool(self.train_cfg["amp"]) and device.type == "cuda"
         self.amp_dtype = torch.float16 if use_amp else None
         self.scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
         self.state = Progress()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.ctx = StepContext(slots=self.slots, scaler=self.scaler, device=device, amp_dtype=self.amp_dtype,
-                               grad_clip=self.train_cfg["grad_clip"], accum_steps=self.train_cfg["grad_accum_steps"])
+                               grad_clip=self.train_cfg["grad_clip"], accum_steps=self.train_cfg["grad_accum_steps"],
+                               gradient_sync=self.world.average_gradients if self.world.distributed else None)
 
     def fit(self) -> FoldResult:
         """Restore, train the remaining epochs, then keep and score the selected weights."""
@@ -207,9 +225,11 @@ class Trainer:
         return self.finish()
 
     def restore(self) -> None:
-        """Continue from the last readable checkpoint, if any."""
-        saved = self.checkpoint.load()
+        """Continue from the last readable checkpoint, if any. Rank 0 reads it first (setting an unreadable
+        file aside), then the other ranks read what it read; every rank then holds rank 0's weights."""
+        saved = self.world.main_first(self.checkpoint.load)
         if saved is None:
+            self.world.broadcast_state(self.method)
             return
         self.method.load_state_dict(saved["model"])
         for name, slot in self.slots.items():
@@ -236,9 +256,11 @@ class Trainer:
             if self.ctx.update:
                 self.scaler.update()
                 self.ctx.end_window()
+                if self.world.distributed:
+                    self.world.broadcast_state(self.method, buffers_only=True)
             for name, value in logs.items():
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
-            self.state.images += len(batch)
+            self.state.images += len(batch) * self.world.size  # every rank trains an equal shard
             if not quiet and (index + 1) % log_every == 0:
                 batches.set_postfix({k: f"{float(v) / (index + 1):.3f}" for k, v in sums.items()})  # type: ignore[attr-defined]
         if self.device.type == "cuda":
@@ -274,10 +296,11 @@ class Trainer:
         """Record the epoch's curves, checkpoint, and tell the observers."""
         self.state.curves.extend((epoch, name, value) for name, value in metrics.items())
         self.state.next_epoch = epoch + 1
-        self.checkpoint.save({"model": self.method.state_dict(),
-                              "slots": {name: slot.state_dict() for name, slot in self.slots.items()},
-                              "scaler": self.scaler.state_dict(), "progress": asdict(self.state),
-                              "best_weights": self.best_weights})
+        if self.world.is_main:
+            self.checkpoint.save({"model": self.method.state_dict(),
+                                  "slots": {name: slot.state_dict() for name, slot in self.slots.items()},
+                                  "scaler": self.scaler.state_dict(), "progress": asdict(self.state),
+                                  "best_weights": self.best_weights})
         if self.on_epoch_end is not None:
             self.on_epoch_end(epoch, metrics)
 
@@ -302,7 +325,7 @@ class Trainer:
                           images_per_second=self.state.images / max(self.state.train_seconds, 1e-9),
                           weights=cpu_weights(self.method.export_state_dict()),
                           outputs={name: torch.cat(parts).numpy() for name, parts in outputs.items()},
-                          images=self.render_images())
+                          images=self.render_images() if self.world.is_main else {})
 
     @torch.inference_mode()
     def render_images(self) -> dict[str, np.ndarray]:

@@ -54,6 +54,19 @@ def toy_env(fb_env: dict[str, str]) -> dict[str, str]:
     return with_toy_plugin(fb_env)
 
 
+def wait_for(path_glob: str, root: Path, timeout: float = 240) -> Path:
+    """The first file under ``root`` matching ``path_glob``, once one appears."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(root.glob(path_glob))
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError(f"{path_glob} never appeared under {root}")
+
+
 def run_id_of(result: subprocess.CompletedProcess[str]) -> str:
     """The run id a ``ferbench run/pretrain/eval --json`` printed."""
     return json.loads(result.stdout)["run_id"]

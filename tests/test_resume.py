@@ -5,26 +5,15 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from conftest import FAST, ferbench_json
+from conftest import FAST, ferbench_json, wait_for
 from ferbench.store import Store
 
 ARGS = ["run", "-m", "vit-baseline", "-d", "synthfer", *FAST, "--set", "dataset.samples=900",
         "--set", "train.epochs=4", "--protocol", "random-60-40", "--fold", "1"]
-
-
-def wait_for(path_glob: str, root: Path, timeout: float = 240) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sorted(root.glob(path_glob))
-        if found:
-            return found[0]
-        time.sleep(0.02)
-    raise AssertionError(f"{path_glob} never appeared under {root}")
 
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(fb_env: dict[str, str], tmp_path: Path) -> None:
