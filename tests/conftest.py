@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,15 @@ def one_training_step(method: Any, batch: Any) -> dict[str, Any]:
                       amp_dtype=None)
     method.train()
     return method.training_step(batch, ctx)
+
+
+# --- generated leaderboard pages --------------------------------------------------------------------------
+
+#: The only script elements a leaderboard page may hold: its own script file and inert JSON data.
+OWN_SCRIPT = re.compile(r'<script src="(?:\.\./)?ferbench\.js"></script>|<script type="application/json" id="[a-z-]+">')
+
+
+def foreign_scripts(html: str) -> list[str]:
+    """``<script`` openings in ``html`` other than the leaderboard's own (there must be none)."""
+    own = {match.start() for match in OWN_SCRIPT.finditer(html)}
+    return [html[m.start():m.start() + 80] for m in re.finditer(r"<script", html, re.IGNORECASE) if m.start() not in own]

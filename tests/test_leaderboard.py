@@ -19,11 +19,13 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pytest
 
+from conftest import foreign_scripts
+
 from ferbench import metrics
 from ferbench.boards import Entry, RunView, safe_name
 from ferbench.errors import FerbenchError
 from ferbench.leaderboard import render_leaderboard
-from ferbench.paper_results import PaperResult, PaperSetting
+from ferbench.paper_results import PaperResult, PaperSetting, Reproduction
 from ferbench.store import Store
 
 CLASSES = ["happy", "sad", "angry"]
@@ -134,11 +136,15 @@ def _fold_std(method: str, score) -> float:
 
 def paper_row(method: str, value: float, classes: int = 3, dataset: str = DATASET, protocol: str = PROTOCOL,
               **config: object) -> PaperResult:
-    """A published row; ``config`` as dotted keys with ``__`` for ``.`` (``train__selection="val"``)."""
-    return PaperResult(method=method, preset="paper", dataset=dataset, protocol=protocol,
-                       setting=PaperSetting(classes, "train", "best epoch on test"), metric="accuracy", value=value,
-                       source="A paper", table="Table 1",
-                       config={key.replace("__", "."): v for key, v in config.items()})
+    """A published row reproduced by ``method``'s ``paper`` preset; ``config`` as dotted keys with ``__`` for
+    ``.`` (``train__selection="val"``), ``dataset__*`` keys being the setting's dataset options."""
+    switches = {key.replace("__", "."): v for key, v in config.items()}
+    options = {key.split(".", 1)[1]: v for key, v in switches.items() if key.startswith("dataset.")}
+    return PaperResult(name=method, dataset=dataset, protocol=protocol,
+                       setting=PaperSetting(classes, "train", "best epoch on test", name=f"{dataset}-{classes}"),
+                       metric="accuracy", value=value, source="A paper", table="Table 1", options=options,
+                       reproduce=Reproduction(method, "paper", {k: v for k, v in switches.items()
+                                                                if not k.startswith("dataset.")}))
 
 
 # --- HTML inspection -------------------------------------------------------------------------------
@@ -211,8 +217,8 @@ def _dataset_page(site: Path) -> Path:
 
 def test_index_lists_methods_and_dataset(site: Path) -> None:
     page = _parse(site / "index.html")
-    header, row = page.tables["table0"][0], page.tables["table0"][1]
-    assert header[1:3] == ["alpha_net", "beta_net"]
+    header, row = page.tables["matrix"][0], page.tables["matrix"][1]
+    assert [name.split()[0] for name in header[1:3]] == ["alpha_net", "beta_net"]
     assert row[0] == f"{DATASET} / {PROTOCOL}"
     best_alpha = statistics.mean(_seed_means("alpha_net", _accuracy))
     assert row[1].startswith(f"{100 * best_alpha:.2f}")
@@ -230,14 +236,18 @@ def test_dataset_page_ranks_entries_with_hand_computed_scores(site: Path) -> Non
     col = {name: header.index(name) for name in ("accuracy", "mean class acc.", "paper", "Δ", "seeds", "folds")}
     for row, method in zip(rows, ("alpha_net", "beta_net")):
         for name, score in (("accuracy", _accuracy), ("mean class acc.", _mean_class_accuracy)):
-            # mean and std over seeds of the fold averages; beneath, the seeds' mean std over folds
-            assert row[col[name]] == (f"{_pm(_seed_means(method, score))} "
-                                      f"sd over 2 seeds; folds ± {100 * _fold_std(method, score):.2f}")
+            # mean and std over seeds of the fold averages; beneath, the seeds' mean std over folds and the
+            # bootstrap interval, which holds the mean
+            mean_std_text = f"{_pm(_seed_means(method, score))} sd over 2 seeds; folds ± {100 * _fold_std(method, score):.2f}"
+            low, high = map(float, re.fullmatch(re.escape(mean_std_text) + r" 95% CI \[([\d.]+), ([\d.]+)\]",
+                                                row[col[name]]).groups())
+            assert low <= 100 * statistics.mean(_seed_means(method, score)) <= high
         assert (row[col["seeds"]], row[col["folds"]]) == ("2", "2")
     alpha_mean = 100 * statistics.mean(_seed_means("alpha_net", _accuracy))
     assert rows[0][col["paper"]] == "90.00 accuracy, Table 1" and rows[0][col["Δ"]] == f"{alpha_mean - 90:+.2f}"
     assert rows[1][col["paper"]] == "—"  # the 7-class beta_net row is listed below, not shown
     published = {row[0]: row[-1] for row in _body_rows(page, "papers")}
+    assert "reproduced" in _body_rows(page, "papers")[0][5]  # 90 lies in alpha_net's interval
     assert published == {"alpha_net": "yes", "beta_net": "no: 3 classes here, 7 in the paper"}
     assert "std over seeds" in _dataset_page(site).read_text(encoding="utf-8")
 
@@ -300,11 +310,12 @@ def test_run_page_provenance_metrics_and_curves(site: Path) -> None:
 
 def test_links_resolve_and_no_external_resources(site: Path) -> None:
     pages = sorted(site.rglob("*.html"))
-    assert len(pages) == 1 + 1 + 6  # index, one dataset page, one page per run
+    # index, published rows, data, one board, a page and a sample browser per run
+    assert len(pages) == 3 + 1 + 6 + 6
     parsed = {path: _parse(path) for path in pages}
     for path, page in parsed.items():
         text = path.read_text(encoding="utf-8")
-        assert "http://" not in text and "https://" not in text and page.tags["script"] == 0
+        assert "http://" not in text and "https://" not in text and not foreign_scripts(text)
         assert page.links
         for link in page.links:
             url = urlparse(link)
@@ -316,6 +327,8 @@ def test_links_resolve_and_no_external_resources(site: Path) -> None:
                 assert url.fragment in parsed[target].ids, f"{path.name}: {link}"
     css = (site / "style.css").read_text(encoding="utf-8")
     assert "font-family" in css and not re.search(r"url\(|@import|https?:", css)
+    script = (site / "ferbench.js").read_text(encoding="utf-8")
+    assert not re.search(r"https?:|fetch\(|XMLHttpRequest|import\(|innerHTML|eval\(", script)
 
 
 def test_hostile_names_are_escaped_and_sanitised(tmp_path: Path) -> None:
@@ -329,13 +342,14 @@ def test_hostile_names_are_escaped_and_sanitised(tmp_path: Path) -> None:
     out = tmp_path / "site"
     render_leaderboard(store, out)
     pages = sorted(out.rglob("*.html"))
-    assert len(pages) == 3 and all(out in p.parents for p in pages)
+    assert len(pages) == 3 + 3 and all(out in p.parents for p in pages)
     for path in pages:
         text = path.read_text(encoding="utf-8")
-        assert "<script" not in text and "<b>x</b>" not in text
+        assert not foreign_scripts(text) and "<b>x</b>" not in text
         for link in _parse(path).links:
             assert (path.parent / urlparse(link).path).resolve().is_file()
     run_page = next(p for p in pages if p.parent.name == "runs")
+    assert "&lt;script&gt;" in (out / "samples" / run_page.name).read_text(encoding="utf-8")
     text = run_page.read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text and "&lt;b&gt;x&lt;/b&gt;" in text
     assert "&lt;script&gt;" in (out / "index.html").read_text(encoding="utf-8")
@@ -372,17 +386,27 @@ def test_empty_database_renders_an_empty_index_and_a_missing_one_is_refused(tmp_
         pass  # creates the tables, no rows
     index = render_leaderboard(store, tmp_path / "b")
     assert "No runs recorded" in index.read_text(encoding="utf-8")
-    assert sorted(p.name for p in index.parent.rglob("*.html")) == ["index.html"]
+    assert sorted(p.name for p in index.parent.rglob("*.html")) == ["data.html", "index.html", "published.html"]
 
 
 FERPLUS = {"classes": 8, "train_on_valid": False, "label_mode": "majority", "votes": "label.csv"}
 BASIC8 = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
 
 
+def _paper_preset(method: str) -> dict:
+    """The ``model``/``data``/``optim`` sections of an installed method's ``paper`` preset (none otherwise)."""
+    from ferbench.config import method_tree
+    from ferbench.plugins import registry
+
+    spec = registry().methods.get(method)
+    tree = method_tree(spec.defaults, spec.presets["paper"]) if spec else {}
+    return {key: tree[key] for key in ("model", "data", "optim") if key in tree}
+
+
 def _completed(store: Store, run_id: str, method: str, seed: int, dataset: str, classes: list[str], manifest: str,
                options: dict, selection: str = "final") -> None:
     _insert_run(store, run_id, method, seed, "running", selection, dataset=dataset, protocol="official",
-                classes=classes, config_extra={"dataset": options}, manifest=manifest)
+                classes=classes, config_extra={**_paper_preset(method), "dataset": options}, manifest=manifest)
     _save_fold(store, run_id, 0, LABELS[0], PREDICTIONS[("alpha_net", seed)][0], len(classes), selection)
     store.update_run(run_id, status="completed")
 
@@ -391,7 +415,7 @@ def _index_rows(site: Path) -> dict[str, str]:
     """Board cell text -> the page it links to."""
     page = _parse(site / "index.html")
     links = [link for link in page.links if link.endswith(".html") and "--" in link]
-    return dict(zip([row[0] for row in page.tables["table0"][1:]], links))
+    return dict(zip([row[0] for row in page.tables["matrix"][1:]], links))
 
 
 def test_boards_split_by_test_set_and_are_titled_by_what_differs(tmp_path: Path) -> None:
@@ -416,11 +440,14 @@ def test_boards_split_by_test_set_and_are_titled_by_what_differs(tmp_path: Path)
     assert len(set(boards.values())) == 5 == len(list(site.glob("*--*.html")))
     two_seeds = _parse(site / boards["ferplus / official 8 classes, train only"])
     assert [row[3] for row in _body_rows(two_seeds, "ranking")] == ["2"]  # both seeds on one board
-    assert "paper" not in two_seeds.tables["ranking"][0]
-    assert _body_rows(two_seeds, "papers")[0][-1] == 'no: dataset.train_on_valid=false here, true in the paper'
-    assert _body_rows(_parse(site / boards["ferplus / official 7 classes without contempt, train only"]),
-                      "papers")[0][-1] == \
-        "no: 7 classes here, 8 in the paper"
+    header = two_seeds.tables["ranking"][0]
+    assert _body_rows(two_seeds, "ranking")[0][header.index("paper")] == "—"  # MIMIC's rows are held, not its own
+    published = _body_rows(two_seeds, "papers")
+    pfvit = [row for row in published if row[-2].startswith("PF-ViT") and row[1] == "vit-baseline / paper"]
+    assert pfvit and {row[-1] for row in pfvit} == {"no: dataset.train_on_valid=false here, true in the paper"}
+    assert {row[-1] for row in published if row[-2].startswith("MIMIC")} == {"yes"}  # it does not say
+    seven = _body_rows(_parse(site / boards["ferplus / official 7 classes without contempt, train only"]), "papers")
+    assert {row[-1] for row in seven} == {"no: 7 classes here, 8 in the paper"}
     matching = _parse(site / boards["ferplus / official 8 classes, train + valid"])
     header, (row,) = matching.tables["ranking"][0], _body_rows(matching, "ranking")
     assert row[header.index("paper")] == "88.91 accuracy, Table 3"
