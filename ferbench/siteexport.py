@@ -21,20 +21,15 @@ from .verification import Check
 DATA_DIR = "data"
 
 
-def _write_parquet(path: Path, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> None:
-    """A Parquet file of ``rows`` with the given (name, DuckDB type) columns, written through DuckDB."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute(f"CREATE TABLE t ({', '.join(f'{name} {kind}' for name, kind in columns)})")
-        rows = [list(row) for row in rows]
-        if rows:
-            con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})", rows)
-        escaped = str(path).replace("'", "''")
-        con.execute(f"COPY t TO '{escaped}' (FORMAT parquet)")
-    finally:
-        con.close()
+def _write_parquet(con: Any, path: Path, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> None:
+    """A Parquet file of ``rows`` with the given (name, DuckDB type) columns, written through ``con``."""
+    con.execute("DROP TABLE IF EXISTS t")
+    con.execute(f"CREATE TABLE t ({', '.join(f'{name} {kind}' for name, kind in columns)})")
+    rows = [list(row) for row in rows]
+    if rows:
+        con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})", rows)
+    escaped = str(path).replace("'", "''")
+    con.execute(f"COPY t TO '{escaped}' (FORMAT parquet)")
 
 
 def _number(value: Any) -> float | None:
@@ -44,9 +39,22 @@ def _number(value: Any) -> float | None:
 def export_site_data(store: Store, out_dir: Path, rows: list[PaperResult], checks: list[Check],
                      boards: list[Board]) -> list[Path]:
     """Write the database's tables and the site's computed tables as Parquet under ``out_dir/data``."""
+    import duckdb
+
     target = out_dir / DATA_DIR
     written = store.export(target, "parquet")
-    _write_parquet(target / "published_results.parquet", [
+    con = duckdb.connect()
+    try:
+        _write_tables(con, target, rows, checks, boards)
+    finally:
+        con.close()
+    (target / "README.md").write_text(DATA_README, encoding="utf-8")
+    return written + [target / f"{name}.parquet" for name in ("published_results", "verification", "board_entries")]
+
+
+def _write_tables(con: Any, target: Path, rows: list[PaperResult], checks: list[Check], boards: list[Board]) -> None:
+    """The site's computed tables: published rows, their verification, the boards' entries."""
+    _write_parquet(con, target / "published_results.parquet", [
         ("row_key", "VARCHAR"), ("method", "VARCHAR"), ("variant", "VARCHAR"), ("cited", "VARCHAR"),
         ("dataset", "VARCHAR"), ("protocol", "VARCHAR"), ("setting", "VARCHAR"), ("classes", "INTEGER"),
         ("training", "VARCHAR"), ("selection", "VARCHAR"), ("dataset_options", "JSON"), ("metric", "VARCHAR"),
@@ -57,7 +65,7 @@ def export_site_data(store: Store, out_dir: Path, rows: list[PaperResult], check
          row.source, row.document, row.table, row.method, row.preset,
          json.dumps(dict(row.reproduce.switches) if row.reproduce else {}), json.dumps(row.commands())]
         for row in rows))
-    _write_parquet(target / "verification.parquet", [
+    _write_parquet(con, target / "verification.parquet", [
         ("row_key", "VARCHAR"), ("status", "VARCHAR"), ("board", "VARCHAR"), ("config_hash", "VARCHAR"),
         ("runs", "JSON"), ("mean", "DOUBLE"), ("ci95_low", "DOUBLE"), ("ci95_high", "DOUBLE"),
         ("delta_points", "DOUBLE"), ("differences", "JSON"),
@@ -66,7 +74,7 @@ def export_site_data(store: Store, out_dir: Path, rows: list[PaperResult], check
          json.dumps([run.run_id for run in check.entry.runs] if check.entry else []), _number(check.mean),
          _number(check.interval[0]) if check.interval else None, _number(check.interval[1]) if check.interval else None,
          _number(check.delta), json.dumps(check.differences)] for check in checks))
-    _write_parquet(target / "board_entries.parquet", [
+    _write_parquet(con, target / "board_entries.parquet", [
         ("board", "VARCHAR"), ("dataset", "VARCHAR"), ("protocol", "VARCHAR"), ("manifest_hash", "VARCHAR"),
         ("classes", "JSON"), ("rank", "INTEGER"), ("tied", "BOOLEAN"), ("method", "VARCHAR"), ("preset", "VARCHAR"),
         ("config_hash", "VARCHAR"), ("runs", "JSON"), ("metric", "VARCHAR"), ("mean", "DOUBLE"), ("seed_std", "DOUBLE"),
@@ -77,8 +85,6 @@ def export_site_data(store: Store, out_dir: Path, rows: list[PaperResult], check
          stats["folds"], _number(entry.intervals.get(name, (None, None))[0]),
          _number(entry.intervals.get(name, (None, None))[1])]
         for board in boards for entry in board.entries for name, stats in entry.stats.items()))
-    (target / "README.md").write_text(DATA_README, encoding="utf-8")
-    return written + [target / f"{name}.parquet" for name in ("published_results", "verification", "board_entries")]
 
 
 DATA_README = """# The data behind this leaderboard

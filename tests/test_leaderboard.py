@@ -5,100 +5,24 @@ Run this file directly (``python tests/test_leaderboard.py [out_dir]``) to rende
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import statistics
 import sys
 from collections import Counter
-from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 import pytest
 
-from conftest import foreign_scripts
+from conftest import (CLASSES, DATASET, EPOCHS, LABELS, PREDICTIONS, PROTOCOL, build_example, foreign_scripts,
+                      insert_run as _insert_run, save_fold as _save_fold)
 
-from ferbench import metrics
 from ferbench.boards import Entry, RunView, safe_name
 from ferbench.errors import FerbenchError
 from ferbench.leaderboard import render_leaderboard
 from ferbench.paper_results import PaperResult, PaperSetting, Reproduction
 from ferbench.store import Store
-
-CLASSES = ["happy", "sad", "angry"]
-DATASET, PROTOCOL = "toyfer", "kfold2"
-# Test labels of the two folds, and each (method, seed)'s predictions on them.
-LABELS = {0: [0, 0, 0, 0, 1, 1, 1, 2, 2, 2], 1: [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]}
-PREDICTIONS = {
-    ("alpha_net", 0): {0: [0, 0, 0, 1, 1, 1, 1, 2, 2, 0], 1: [0, 0, 0, 1, 1, 1, 2, 2, 2, 2]},
-    ("alpha_net", 1): {0: [0, 0, 0, 0, 1, 1, 2, 2, 2, 2], 1: [0, 0, 1, 1, 1, 1, 1, 2, 2, 1]},
-    ("beta_net", 0): {0: [0, 1, 0, 1, 1, 0, 1, 2, 0, 2], 1: [0, 1, 0, 1, 2, 1, 1, 2, 0, 2]},
-    ("beta_net", 1): {0: [0, 0, 1, 1, 1, 2, 1, 2, 1, 2], 1: [2, 0, 0, 1, 1, 0, 1, 2, 2, 0]},
-}
-SELECTION = {"alpha_net": "val", "beta_net": "test"}
-EPOCHS = 6
-
-
-def _insert_run(store: Store, run_id: str, method: str, seed: int, status: str, selection: str,
-                dataset: str = DATASET, protocol: str = PROTOCOL, classes: list[str] = CLASSES,
-                config_extra: dict | None = None, error: str | None = None, manifest: str | None = None) -> None:
-    extra = f"-{hashlib.sha1(json.dumps(config_extra, sort_keys=True).encode()).hexdigest()[:6]}" if config_extra else ""
-    store.insert_run({
-        "run_id": run_id, "run_key": f"key-{run_id}", "method": method, "dataset": dataset, "protocol": protocol,
-        "preset": "paper", "seed": seed,
-        "config": {"train": {"epochs": EPOCHS, "selection": selection, "lr": 0.001}, **(config_extra or {})},
-        "config_hash": f"cfg-{method}-{selection}{extra}", "manifest_hash": manifest or f"man-{dataset}",
-        "classes": classes,
-        "folds": [0, 1], "selection_rule": selection, "selected_on_test": selection == "test",
-        "val_rule": "stratified 10% of train" if selection == "val" else "none", "device": "cpu",
-        "versions": {"ferbench": "0.1.0", "torch": "2.3.0"}, "git_commit": "abc1234", "host": "testhost",
-        "command": f"ferbench run {method} {dataset} --seed {seed}", "status": status, "error": error,
-        "started_at": _start(seed), "ended_at": None,
-    })
-
-
-def _start(seed: int) -> datetime:
-    return datetime(2024, 5, 1, 12, 0) + timedelta(minutes=seed)
-
-
-def _save_fold(store: Store, run_id: str, fold: int, labels: list[int], predictions: list[int],
-               n_classes: int, selection: str) -> None:
-    probabilities = np.full((len(labels), n_classes), 0.1 / max(n_classes - 1, 1), dtype=np.float32)
-    probabilities[np.arange(len(labels)), predictions] = 0.9
-    curves = [(epoch, name, value) for epoch in range(EPOCHS) for name, value in (
-        ("train_loss", 1.5 / (epoch + 1) + 0.05 * fold), ("lr", 0.001 * (1 - epoch / EPOCHS)),
-        (f"{selection}_mean_class_accuracy", 0.5 + 0.05 * epoch - 0.02 * fold))]
-    selected = EPOCHS - 1 if selection == "final" else EPOCHS - 2
-    store.save_fold(run_id, fold, {
-        "selected_epoch": selected, "selection": {"rule": selection, "epoch": selected}, "n_train": 40,
-        "n_val": 4 if selection == "val" else 0, "n_test": len(labels), "train_seconds": 12.5,
-        "eval_seconds": 0.4, "images_per_second": 320.0,
-    }, [f"s{fold}-{i:02d}" for i in range(len(labels))], np.array(labels), probabilities, curves)
-    y, p = np.array(labels), np.array(predictions)
-    store.save_fold_metrics(run_id, fold, {
-        name: float(getattr(metrics, name)(y, p, probabilities, n_classes))
-        for name in ("accuracy", "mean_class_accuracy", "macro_f1")})
-
-
-def build_example(db: Path) -> Store:
-    """2 methods x 2 seeds x 2 folds of completed runs, plus a failed and a running run."""
-    store = Store(db)
-    store.save_manifest(f"man-{DATASET}", DATASET, PROTOCOL, {"folds": [{"test": []}, {"test": []}]})
-    for (method, seed), per_fold in PREDICTIONS.items():
-        run_id = f"{method}-s{seed}"
-        _insert_run(store, run_id, method, seed, "running", SELECTION[method])
-        for fold, predictions in per_fold.items():
-            _save_fold(store, run_id, fold, LABELS[fold], predictions, len(CLASSES), SELECTION[method])
-        store.update_run(run_id, status="completed", ended_at=_start(seed) + timedelta(minutes=3))
-    _insert_run(store, "beta_net-s2", "beta_net", 2, "running", "test")
-    _save_fold(store, "beta_net-s2", 0, LABELS[0], LABELS[0], len(CLASSES), "test")
-    store.update_run("beta_net-s2", status="failed", error="RuntimeError('CUDA out of memory')")
-    _insert_run(store, "alpha_net-s3", "alpha_net", 3, "running", "val")
-    return store
-
 
 # --- hand computations (deliberately not using ferbench.metrics) -----------------------------------
 
