@@ -21,9 +21,9 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from .config import flatten
-from .metrics import PERCENT_METRICS, seed_fold_stats
+from .metrics import seed_fold_stats
 from .paper_results import PaperResult, switch_matches
-from .settings import RunKind, Selection, Status
+from .settings import RANKED_METRICS, RunKind, Selection, Status
 
 #: option -> value -> words, per dataset (``DatasetSpec.option_labels``), for board titles.
 OptionLabels = Mapping[str, Mapping[str, Mapping[Any, str]]]
@@ -118,11 +118,10 @@ class Entry:
 
     @cached_property
     def stats(self) -> dict[str, dict[str, float]]:
-        """Per scalar metric of the runs (the ranked ones always): the mean over runs of their fold means,
-        the std of those over seeds and the runs' mean std over folds (:func:`ferbench.metrics.seed_fold_stats`)."""
-        names = list(PERCENT_METRICS) + sorted({name for run in self.runs for metrics in run.metrics.values()
-                                                for name in metrics} - set(PERCENT_METRICS))
-        return {name: seed_fold_stats(run.values(name) for run in self.runs) for name in names}
+        """Per scalar metric (the ranked ones and every other the runs recorded, plugins' included): the
+        mean over runs of their fold means, the std of those over seeds and the runs' mean std over folds
+        (:func:`ferbench.metrics.seed_fold_stats`)."""
+        return {name: seed_fold_stats(run.values(name) for run in self.runs) for name in metric_names(self.runs)}
 
     @property
     def seeds(self) -> list[Any]:
@@ -190,6 +189,11 @@ class Board:
         return f"{self.dataset} / {self.protocol}"
 
     @property
+    def extra_metrics(self) -> list[str]:
+        """Scalar metrics its runs recorded beyond the ranked ones (e.g. a plugin's), sorted."""
+        return [name for name in metric_names(self.runs) if name not in RANKED_METRICS]
+
+    @property
     def unfinished(self) -> list[RunView]:
         return [run for run in self.runs if run.row.get("status") != Status.COMPLETED]
 
@@ -205,8 +209,14 @@ class Board:
                 "n_runs": len(runs), "n_completed": sum(run.row.get("status") == Status.COMPLETED for run in runs)}
 
 
+def metric_names(runs: list[RunView]) -> list[str]:
+    """The ranked metrics, then every other scalar metric the runs recorded, sorted."""
+    found = {name for run in runs for metrics in run.metrics.values() for name in metrics}
+    return list(RANKED_METRICS) + sorted(found - set(RANKED_METRICS))
+
+
 def _ranking_key(entry: Entry) -> tuple[float, str]:
-    mean = entry.stats[PERCENT_METRICS[0]]["mean"]
+    mean = entry.stats[RANKED_METRICS[0]]["mean"]
     return (-mean if math.isfinite(mean) else math.inf, entry.method)
 
 

@@ -13,13 +13,13 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from . import bootstrap
 from .boards import Board, Entry, RunView
-from .metrics import PERCENT_METRICS, confusion_matrix
+from .metrics import confusion_matrix
 from .planning import weights_keys
 from .settings import RANKED_METRICS, RunKind
 
@@ -131,9 +131,10 @@ def compare_data(board: Board, samples: Mapping[str, bootstrap.RunSamples],
 
 # --- CSV ------------------------------------------------------------------------------------------------
 
-def board_csv(board: Board, statuses: Mapping[int, str], metric_names: list[str]) -> str:
-    """The board's entries as CSV: rank, entry facts, per metric mean/std/interval (percent for the
-    percentage metrics), the published row and its verification status, the run ids."""
+def board_csv(board: Board, statuses: Mapping[int, str], metric_names: list[str],
+              percent: Callable[[str], bool]) -> str:
+    """The board's entries as CSV: rank, entry facts, per metric mean/std/interval (times 100 where
+    ``percent(metric)``), the published row and its verification status, the run ids."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ["rank", "tied", "method", "preset", "config_hash", "initialisation", "seeds", "folds", "selection",
@@ -148,7 +149,7 @@ def board_csv(board: Board, statuses: Mapping[int, str], metric_names: list[str]
                           len(entry.seeds), entry.n_folds, entry.selection_rules, info["parameters"] or "",
                           _number(info["train_ips"]), _number(info["infer_ips"]), info["device"]]
         for name in metric_names:
-            scale = 100 if name in PERCENT_METRICS else 1
+            scale = 100 if percent(name) else 1
             stats = entry.stats.get(name, {})
             low, high = entry.intervals.get(name, (math.nan, math.nan))
             row += [_number(scale * stats.get("mean", math.nan)), _number(scale * stats.get("seed_std", math.nan)),
@@ -165,6 +166,5 @@ def _number(value: Any) -> str:
 
 
 def metric_columns(board: Board) -> list[str]:
-    """The scalar metrics shown as columns: the ranked ones, then any other found in the board's runs."""
-    found = {name for entry in board.entries for name in entry.stats}
-    return list(RANKED_METRICS) + sorted(found - set(RANKED_METRICS))
+    """The scalar metrics shown as columns: the ranked ones, then any other the board's runs recorded."""
+    return list(RANKED_METRICS) + board.extra_metrics

@@ -80,10 +80,14 @@ def _execute(kind: str, as_json: bool, assignments: tuple[str, ...], **fields: A
     if as_json:
         _print_json(summary)
         return
+    from .plugins import registry
+
     trained = f", {summary['train_seconds']}s of training over all sessions" if summary["train_seconds"] else ""
     click.echo(f"{kind} run {summary['run_id']} completed in {summary['seconds']}s{trained}")
     for name, stats in summary["aggregate"].items():
-        click.echo(f"  {name:<22} {100 * stats['mean']:6.2f} +- {100 * stats['std']:.2f}  (n={stats['n']})")
+        spec = registry().metric_spec(name)
+        click.echo(f"  {name:<22} {spec.format_value(stats['mean']):>6} +- {spec.format_value(stats['std'])}"
+                   f"{' %' if spec.percent else ''}  (n={stats['n']})")
     if kind == "pretrain":
         click.echo(f"fine-tune from it with --set model.weights=run:{summary['run_id']}")
     click.echo(f"results: {summary['db']}")
@@ -121,7 +125,9 @@ def evaluate(as_json: bool, assignments: tuple[str, ...], **fields: Any) -> None
 @click.option("--dataset", help="Only runs on this dataset.")
 @click.option("--json", "as_json", is_flag=True)
 def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool) -> None:
-    """List recorded runs with their mean metrics."""
+    """List recorded runs with their mean metrics (``--json``: every scalar metric, plugins' included)."""
+    from .plugins import registry
+    from .settings import ACCURACY, MEAN_CLASS_ACCURACY, Selection
     from .store import Store
 
     where, params = [], []
@@ -129,15 +135,19 @@ def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool)
         if value:
             where.append(f"r.{column} = ?")
             params.append(value)
-    from .settings import Selection
-    rows = Store(db).query(
+    store = Store(db)
+    rows = store.query(
         "SELECT r.run_id, r.method, r.dataset, r.protocol, r.preset, r.seed, r.status, r.selection_rule, "
-        "r.started_at, count(DISTINCT m.fold) AS folds_done, "
-        "avg(CASE WHEN m.metric = 'accuracy' THEN m.value END) AS accuracy, "
-        "avg(CASE WHEN m.metric = 'mean_class_accuracy' THEN m.value END) AS mean_class_accuracy "
+        "r.started_at, count(DISTINCT m.fold) AS folds_done "
         "FROM runs r LEFT JOIN fold_metrics m USING (run_id) "
         + (f"WHERE {' AND '.join(where)} " if where else "")
         + "GROUP BY ALL ORDER BY r.started_at", params)
+    means: dict[str, dict[str, float]] = {}
+    for row in store.query("SELECT run_id, metric, avg(value) AS mean FROM fold_metrics GROUP BY ALL ORDER BY metric"):
+        means.setdefault(row["run_id"], {})[row["metric"]] = row["mean"]
+    for row in rows:
+        row["metrics"] = means.get(row["run_id"], {})
+        row[ACCURACY], row[MEAN_CLASS_ACCURACY] = row["metrics"].get(ACCURACY), row["metrics"].get(MEAN_CLASS_ACCURACY)
     if as_json:
         _print_json(rows)
         return
@@ -146,18 +156,21 @@ def runs(db: str | None, method: str | None, dataset: str | None, as_json: bool)
         return
     click.echo(f"{'run id':<23} {'method':<14} {'dataset/protocol':<24} {'preset':<7} {'seed':>4} "
                f"{'status':<11} {'folds':>5} {'acc':>6} {'mca':>6}")
+    shown = {name: registry().metric_spec(name).format_value for name in (ACCURACY, MEAN_CLASS_ACCURACY)}
     for r in rows:
-        acc = "" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}"
-        mca = "" if r["mean_class_accuracy"] is None else f"{100 * r['mean_class_accuracy']:.2f}"
+        acc, mca = ("" if r[name] is None else shown[name](r[name]) for name in (ACCURACY, MEAN_CLASS_ACCURACY))
         flag = "*" if r["selection_rule"] == Selection.TEST else ""
         click.echo(f"{r['run_id']:<23} {r['method']:<14} {r['dataset'] + '/' + r['protocol']:<24} "
                    f"{r['preset']:<7} {r['seed']:>4} {r['status']:<11} {r['folds_done']:>5} {acc:>6}{flag} {mca:>6}")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
-def plugins(as_json: bool) -> None:
-    """List installed plugins (distribution and version) and what each provides."""
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List installed plugins (distribution and version), what each provides, and the broken ones."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .plugins import describe_plugins
 
     described = describe_plugins()
@@ -166,11 +179,41 @@ def plugins(as_json: bool) -> None:
         return
     for plugin in described:
         dist = f"{plugin['distribution']} {plugin['version']}" if plugin["distribution"] else "(not from a distribution)"
-        click.echo(f"{plugin['name']}  [{dist}]  module {plugin['module']}")
+        click.echo(f"{plugin['name']}  [{dist}]  module {plugin['module']}{'  BROKEN' if plugin['error'] else ''}")
+        if plugin["error"]:
+            click.echo(f"    {plugin['error']}")
+            continue
         for kind, names in plugin["provides"].items():
             if names:
                 click.echo(f"    {kind}: {', '.join(names)}")
         click.echo(f"    hooks: {', '.join(plugin['hooks'])}")
+
+
+@plugins.command("check")
+@click.argument("name")
+@click.option("--data-root", help="Folder of a dataset's files (or set FERBENCH_DATA_ROOT).")
+@click.option("--image-size", type=click.IntRange(min=8), default=32, show_default=True,
+              help="Resolution at which a dataset's pixels are loaded and checked.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Dataset option, e.g. --set dataset.layout=csv (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+def plugins_check(name: str, data_root: str | None, image_size: int, assignments: tuple[str, ...],
+                  as_json: bool) -> None:
+    """Check NAME (a plugin, or one dataset, method or metric) against ferbench's contracts: load each
+    dataset and its pixels, train each method for a few steps on synthfer, score each metric."""
+    from .config import parse_assignment
+    from .testing import check_plugin
+
+    results = check_plugin(name, data_root=data_root, image_size=image_size,
+                           assignments=[parse_assignment(a) for a in assignments])
+    if as_json:
+        _print_json([result.to_json() for result in results])
+    else:
+        for result in results:
+            click.echo(result.line())
+    failed = [result for result in results if result.status == "failed"]
+    if failed:
+        raise FerbenchError(f"{len(failed)} of {len(results)} check(s) failed; first: {failed[0].detail}")
 
 
 @cli.command()
@@ -312,9 +355,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = [arg for arg in args if arg != DEBUG_FLAG]
         os.environ[DEBUG_ENV] = "1"  # plugin loading and worker processes read it too
     try:
-        from .plugins import plugin_manager
+        from .plugins import add_commands
 
-        plugin_manager().hook.register_commands(cli=cli)
+        add_commands(cli)
         code = cli.main(args=args, prog_name="ferbench", standalone_mode=False)
     except FerbenchError as exc:
         _fail(exc, str(exc), 2)

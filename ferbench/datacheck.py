@@ -8,8 +8,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .data import FERData
-from .specs import DatasetSpec, load_object
+from .contracts import load_dataset
+from .specs import DatasetSpec
 
 SPLIT_ORDER = ("train", "val", "test", "all")
 
@@ -70,8 +70,9 @@ def _readable(path: Path) -> bool:
 
 
 def check(spec: DatasetSpec, data_root: Path | None, options: Mapping[str, Any]) -> CheckReport:
-    """Load the sample table (fatal problems raise DataError), count it and verify every image file."""
-    data: FERData = load_object(spec.loader)(data_root, options)
+    """Load the sample table (fatal problems raise DataError; a table that breaks the contract, e.g. labels
+    outside the class list, a PluginError naming the plugin), count it and verify every image file."""
+    data = load_dataset(spec, data_root, options)
     split = data.split if data.split is not None else np.full(len(data), "all")
     counts: dict[str, dict[str, int]] = {}
     for part in sorted(set(split.tolist()), key=_split_key):

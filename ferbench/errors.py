@@ -30,3 +30,8 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` for the candidate closest to a mistyped ``name``, or ``""``."""
     close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class PluginError(FerbenchError):
+    """A plugin broke its contract (a spec, a dataset's table or pixels, a metric's value, an import
+    path); the message names the plugin and what to fix."""

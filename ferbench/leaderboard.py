@@ -28,10 +28,10 @@ from .boards import Board, Entry, RunView, build_boards
 from .boardstats import annotate_board, board_csv, compare_data, facts, metric_columns
 from .bootstrap import DRAWS, LEVEL, RunSamples, load_run_samples
 from .config import flatten, method_tree
-from .metrics import PERCENT_METRICS
 from .paper_results import PaperResult, load_paper_results  # noqa: F401 - the CLI loads the rows from here
 from .runpage import SAMPLE_PAGE_ROWS, SAMPLE_ROWS_CAP, run_context, sample_rows
-from .settings import RANKED_METRICS, RunKind, Status
+from .settings import ACCURACY, RANKED_METRICS, RunKind, Status
+from .specs import MetricSpec
 from .siteexport import export_site_data
 from .store import Store
 from .verification import Check, Verification, compare_keys, judge, option_text, setting_key, setting_label, verify
@@ -55,28 +55,38 @@ def pm(stats: Mapping[str, float]) -> str:
     return f"{pct(stats['mean'])} ± {pct(stats['std'])}" if stats.get("n") else "—"
 
 
-def spread(stats: Mapping[str, Any]) -> str:
-    """``mean ± std`` of :func:`~ferbench.metrics.seed_fold_stats`, in percent: the std over seeds
-    where there are several seeds, else the std over folds."""
+def _spec(name: str) -> MetricSpec:
+    from .plugins import registry
+
+    return registry().metric_spec(name)
+
+
+def percent(name: str) -> bool:
+    """Whether metric ``name`` is shown as a percentage (as its :class:`~ferbench.specs.MetricSpec` declares)."""
+    return _spec(name).percent
+
+
+def spread(stats: Mapping[str, Any], name: str = ACCURACY) -> str:
+    """``mean ± std`` of :func:`~ferbench.metrics.seed_fold_stats` of metric ``name``, as it declares:
+    the std over seeds where there are several seeds, else the std over folds."""
     if not stats.get("seeds"):
         return "—"
     std = stats["seed_std"] if stats["seeds"] > 1 else stats["fold_std"]
-    return f"{pct(stats['mean'])} ± {pct(std)}" if _finite(std) else pct(stats["mean"])
+    mean = metric_value(stats["mean"], name)
+    return f"{mean} ± {metric_value(std, name)}" if _finite(std) else mean
 
 
-def spread_note(stats: Mapping[str, Any]) -> str:
+def spread_note(stats: Mapping[str, Any], name: str = ACCURACY) -> str:
     """What the ``±`` of :func:`spread` is, and the fold std where it is not that."""
     if stats.get("seeds", 0) > 1:
-        folds = f"; folds ± {pct(stats['fold_std'])}" if _finite(stats["fold_std"]) else ""
+        folds = f"; folds ± {metric_value(stats['fold_std'], name)}" if _finite(stats["fold_std"]) else ""
         return f"sd over {stats['seeds']} seeds{folds}"
     return f"sd over {stats['folds']} folds" if _finite(stats.get("fold_std")) else ""
 
 
 def metric_value(value: Any, name: str) -> str:
-    """A metric value: percent for :data:`PERCENT_METRICS`, four significant digits otherwise."""
-    if name in PERCENT_METRICS:
-        return pct(value)
-    return f"{value:.4g}" if _finite(value) else "—"
+    """A metric value as its :class:`~ferbench.specs.MetricSpec` declares (percent, format)."""
+    return _spec(name).format_value(value) if _finite(value) else "—"
 
 
 def metric_pm(stats: Mapping[str, float], name: str) -> str:
@@ -85,7 +95,7 @@ def metric_pm(stats: Mapping[str, float], name: str) -> str:
     return f"{metric_value(stats['mean'], name)} ± {metric_value(stats['std'], name)}"
 
 
-def ci(bounds: Any, name: str = PERCENT_METRICS[0]) -> str:
+def ci(bounds: Any, name: str = ACCURACY) -> str:
     """A 95% interval ``[low, high]`` of a metric (empty when there is none)."""
     if not bounds or not all(_finite(b) for b in bounds):
         return ""
@@ -117,7 +127,8 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("ferbench", "templates"), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, pm=pm, spread=spread, spread_note=spread_note, metric_value=metric_value,
-                       metric_pm=metric_pm, when=when, ci=ci, count=count, json_script=json_script)
+                       metric_pm=metric_pm, when=when, ci=ci, count=count, json_script=json_script,
+                       percent=percent)
     return env
 
 
@@ -290,7 +301,7 @@ def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[Pape
     for board in boards:
         columns = metric_columns(board)
         statuses = {i: str(_entry_status(entry) or "") for i, entry in enumerate(board.entries)}
-        (out_dir / board.page.replace(".html", ".csv")).write_text(board_csv(board, statuses, columns), encoding="utf-8")
+        (out_dir / board.page.replace(".html", ".csv")).write_text(board_csv(board, statuses, columns, percent), encoding="utf-8")
         write("dataset.html", board.page, "", board=board, metric_columns=columns, checks=by_key,
               facts=[facts(entry) for entry in board.entries], statuses=[_entry_status(e) for e in board.entries],
               compare=compare[board.key], csv=board.page.replace(".html", ".csv"), option_text=option_text)

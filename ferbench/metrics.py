@@ -16,9 +16,6 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-#: Metrics stored as fractions and shown in percent; leaderboards rank by the first.
-PERCENT_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1")
-
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, probabilities: np.ndarray | None,
                      num_classes: int) -> np.ndarray:

@@ -1,9 +1,10 @@
 """The model card (README.md) ``ferbench weights push`` uploads with a run's weights.
 
 Its YAML front matter is the Hub's metadata: ``model-index`` holds one result per scalar metric (mean over
-the run's folds, in percent) on the run's dataset and protocol, written by huggingface-hub's own
-``ModelCardData``; a ``ferbench`` block holds what makes the number reproducible (manifest hash,
-epoch-selection rule, versions, the command). The body repeats it for people.
+the run's folds, in the unit its ``MetricSpec`` declares: percent for accuracies) on the run's dataset and
+protocol, written by huggingface-hub's own ``ModelCardData``; a ``ferbench`` block holds what makes the
+number reproducible (manifest hash, epoch-selection rule, versions, the command). The body repeats it for
+people.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 import jinja2
 
 from .metrics import mean_std
+from .plugins import registry
 
 _ENV = jinja2.Environment(lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-_ENV.filters["pct"] = lambda value: f"{100 * value:.2f}"
+_ENV.filters["metric"] = lambda value, name: registry().metric_spec(name).format_value(value)
 BODY = _ENV.from_string("""\
 # {{ r.method }} on {{ r.dataset }} ({{ r.protocol }})
 
@@ -25,12 +27,12 @@ under protocol `{{ r.protocol }}` (split manifest `{{ r.manifest_hash }}`).
 {% if r.selected_on_test %}
 **Warning:** the epoch was selected on the test split (`train.selection=test`); the scores below are optimistic.
 {% endif %}
-## Results (test split, mean over {{ c.folds | length }} fold{{ "s" if c.folds | length != 1 }})
+## Results (test split, mean over {{ c.folds | length }} fold{{ "s" if c.folds | length != 1 }}; accuracy, recall and F1 in percent)
 
 | metric | mean | std | per fold |
 |---|---|---|---|
 {% for name, values in c.metrics.items() -%}
-| {{ name }} | {{ stats[name].mean | pct }} | {{ stats[name].std | pct }} | {{ values | map("pct") | join(", ") }} |
+| {{ name }} | {{ stats[name].mean | metric(name) }} | {{ stats[name].std | metric(name) }} | {% for v in values %}{{ v | metric(name) }}{{ ", " if not loop.last }}{% endfor %} |
 {% endfor %}
 Epoch selection: `{{ r.selection_rule }}`{% if r.val_rule %} (validation part: {{ r.val_rule }}){% endif %}.
 
@@ -104,12 +106,13 @@ def render_model_card(card: CardInfo) -> str:
 
     run = card.run
     stats = {name: mean_std(values) for name, values in card.metrics.items()}
+    specs = {name: registry().metric_spec(name) for name in card.metrics}
     results = [EvalResult(task_type="image-classification", task_name="Facial expression recognition",
                           dataset_type=run["dataset"], dataset_name=run["dataset"], dataset_config=run["protocol"],
                           dataset_split="test", dataset_args={"manifest_hash": run["manifest_hash"],
                                                               "folds": [f.fold for f in card.folds]},
-                          metric_type=name, metric_name=f"{name} (%, mean of {len(values)} folds)",
-                          metric_value=round(100 * stats[name]["mean"], 4))
+                          metric_type=name, metric_value=round(specs[name].shown(stats[name]["mean"]), 4),
+                          metric_name=f"{name} ({'%, ' if specs[name].percent else ''}mean of {len(values)} folds)")
                for name, values in card.metrics.items()]
     provenance = {**{key: run.get(key) for key in PROVENANCE}, "reproduce": card.reproduce,
                   "starting_weights": card.starting_weights,

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from .datafiles import read_yaml
 from .errors import UsageError
-from .metrics import PERCENT_METRICS
+from .settings import RANKED_METRICS
 
 SHIPPED = Path(__file__).with_name("published_results.yaml")
 VERSION = 2
@@ -272,8 +272,9 @@ def _table(raw: Any, sources: Mapping[str, dict[str, str]], settings: Mapping[st
     table = _text(raw["table"], "table", where)
     where = f"{where} ({source_key} {table})"
     metric = _text(raw["metric"], "metric", where)
-    if metric not in PERCENT_METRICS:
-        raise UsageError(f"{where}: metric {metric!r} is not shown on leaderboards; choose one of: {', '.join(PERCENT_METRICS)}")
+    if metric not in RANKED_METRICS:
+        raise UsageError(f"{where}: metric {metric!r} is not a ranked metric (published numbers are compared on "
+                         f"those); choose one of: {', '.join(RANKED_METRICS)}")
     columns = raw["columns"]
     if not isinstance(columns, list) or not columns or any(column not in settings for column in columns):
         unknown = [c for c in columns if c not in settings] if isinstance(columns, list) else columns

@@ -5,6 +5,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,19 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _installed_version(distribution: str) -> str:
+    """A distribution's version from its metadata: importing timm only to read it costs seconds."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def versions() -> dict[str, str]:
     """Versions of ferbench and of the libraries that determine a score, and the thread settings."""
-    import timm
     import torch
 
-    return {"ferbench": __version__, "torch": torch.__version__, "timm": timm.__version__,
+    return {"ferbench": __version__, "torch": torch.__version__, "timm": _installed_version("timm"),
             "numpy": np.__version__, "python": platform.python_version(),
             "torch_threads": str(torch.get_num_threads()),
             "deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),

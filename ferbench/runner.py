@@ -21,6 +21,7 @@ import numpy as np
 
 from . import foldstats, provenance
 from .config import config_hash
+from .contracts import load_dataset, load_pixels, metric_value, scalar_metrics
 from .data import FERData
 from .errors import UsageError
 from .metrics import aggregate
@@ -95,9 +96,9 @@ class Runner:
 
     def _load(self) -> tuple[FERData, dict[str, np.ndarray], Manifest]:
         plan, config = self.plan, self.plan.config
-        data: FERData = load_object(plan.dataset.loader)(plan.data_root, config["dataset"])
+        data = load_dataset(plan.dataset, plan.data_root, config["dataset"])
         self.classes = tuple(data.classes)  # may differ from the spec's default, e.g. a 6-class option
-        pixels = data.pixels(config["data"]["image_size"])
+        pixels = load_pixels(plan.dataset, data, config["data"]["image_size"])
         if len(pixels.unreadable):
             self.echo(f"{len(pixels.unreadable)} unreadable image(s) left out of every split")
         wants_val = self.scored and config["train"]["selection"] == Selection.VAL
@@ -189,8 +190,8 @@ class Runner:
         return loaders, data_info
 
     def _score(self, labels: np.ndarray, probabilities: np.ndarray) -> float:
-        spec = self.reg.metrics[self.plan.config["train"]["selection_metric"]]
-        return float(spec.fn(labels, probabilities.argmax(1), probabilities, len(self.classes)))
+        return metric_value(self.plan.config["train"]["selection_metric"], labels, probabilities, len(self.classes),
+                            self.reg)
 
     def _evaluate_only(self, method: Method, part: FoldData, loaders: Any, device: torch.device) -> FoldResult:
         """Score given weights without training (``ferbench eval``)."""
@@ -261,10 +262,7 @@ class Runner:
             self.store.save_artifact(run_id, index, "outputs", "sample_outputs", path)
 
     def _scalar_metrics(self, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-        predictions = probabilities.argmax(axis=1)
-        n = len(self.classes)
-        return {name: float(spec.fn(labels, predictions, probabilities, n))
-                for name, spec in sorted(self.reg.metrics.items()) if spec.kind == "scalar"}
+        return scalar_metrics(labels, probabilities, len(self.classes), self.reg)
 
     # --- bookkeeping ------------------------------------------------------------------------------
     def _run_key(self, manifest: Manifest, folds: tuple[int, ...]) -> str:

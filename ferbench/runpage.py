@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from .boards import Board, RunView, safe_name
+from .boards import Board, RunView, metric_names, safe_name
 from .bootstrap import RunSamples
 from .config import flatten
-from .metrics import PERCENT_METRICS, confusion_matrix, mean_std, per_class_recall
+from .metrics import confusion_matrix, mean_std, per_class_recall
 from .store import Store
 
 FOLD_COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
@@ -104,11 +104,6 @@ def chart(name: str, series: Mapping[int, list[tuple[int, float]]], selected: Ma
             "y_lo": f"{y_lo:.3g}", "y_hi": f"{y_hi:.3g}"}
 
 
-def metric_names(runs: Iterable[RunView]) -> list[str]:
-    names = {name for run in runs for metrics in run.metrics.values() for name in metrics}
-    return [m for m in PERCENT_METRICS if m in names] + sorted(names - set(PERCENT_METRICS))
-
-
 def config_rows(config: Any) -> list[tuple[str, str]] | None:
     """The config as (dotted key, JSON value) rows, or None when it is not a mapping."""
     import json
@@ -137,7 +132,8 @@ def copy_images(store: Store, run: RunView, out_dir: Path) -> list[dict[str, Any
 def run_context(store: Store, run: RunView, board: Board | None, samples: RunSamples, out_dir: Path) -> dict[str, Any]:
     """Everything the run page template reads."""
     selected = {fold: info.get("selected_epoch") for fold, info in run.folds.items()}
-    names = metric_names([run])
+    recorded = {name for metrics in run.metrics.values() for name in metrics}
+    names = [name for name in metric_names([run]) if name in recorded]
     return {
         "run": run, "board": board, "metric_names": names,
         "metric_stats": {name: mean_std(run.values(name)) for name in names},

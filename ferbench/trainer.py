@@ -233,7 +233,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.state.train_seconds += time.perf_counter() - started
-        metrics = {f"train_{name}": float(total) / max(n_batches, 1) for name, total in sums.items()}
+        metrics = {name if name.startswith("train_") else f"train_{name}": float(total) / max(n_batches, 1)
+                   for name, total in sums.items()}  # a step's "loss" is logged as train_loss, "train_loss" too
         first = next(iter(self.slots.values()), None)
         metrics["lr"] = float(first.optimizer.param_groups[0]["lr"]) if first else math.nan
         return metrics

@@ -46,3 +46,63 @@ def test_builtin_plugins_come_from_entry_points_under_a_unique_package_name() ->
     assert Path(ferbench_plugins.__file__).parent.name == "plugins"
     assert subprocess.run([sys.executable, "-c", "import plugins"], capture_output=True,
                           cwd="/").returncode != 0, "the folder must not install as a top-level 'plugins'"
+
+
+def _reference_sections() -> dict[str, str]:
+    """CONTRIBUTING.md's reference, by ``### `` heading."""
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    reference = text.split("## Reference: the types a plugin touches", 1)[1].split("\n## ", 1)[0]
+    return {part.split("\n", 1)[0]: part for part in reference.split("\n### ")[1:]}
+
+
+def _public_members(cls: type) -> list[str]:
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(cls)]
+    members = [name for name, value in vars(cls).items() if callable(value) or isinstance(value, property)]
+    return [name for name in fields + members if not name.startswith("_")]
+
+
+def _short_signature(fn: object) -> str:
+    import inspect
+
+    parts = [("*" if p.kind is p.VAR_POSITIONAL else "") + p.name + ("" if p.default is p.empty else f"={p.default!r}")
+             for p in inspect.signature(fn).parameters.values()]
+    return f"{fn.__name__}({', '.join(parts)})"
+
+
+def test_contributing_references_every_field_of_the_types_a_plugin_touches() -> None:
+    from ferbench.data import FERData
+    from ferbench.losses import LossInput, MixInfo
+    from ferbench.method import Batch, DataInfo, OptimizerSlot, StepContext
+    from ferbench.pixelcache import Pixels
+    from ferbench.runinfo import RunInfo
+    from ferbench.specs import DatasetSpec, LossSpec, MethodSpec, MetricSpec, ProtocolSpec
+
+    sections = _reference_sections()
+    types = [FERData, Pixels, DatasetSpec, ProtocolSpec, MethodSpec, MetricSpec, LossSpec, LossInput, MixInfo,
+             Batch, DataInfo, OptimizerSlot, StepContext, RunInfo]
+    for cls in types:
+        (section,) = [body for heading, body in sections.items() if f"`{cls.__name__}`" in heading]
+        missing = [name for name in _public_members(cls) if f"`{name}`" not in section and f"`{name}(" not in section]
+        assert not missing, f"CONTRIBUTING.md's reference of {cls.__name__} lacks {missing}"
+
+
+def test_contributing_references_engine_defaults_emotions_and_file_helpers() -> None:
+    import inspect
+
+    from ferbench import datafiles, pixelcache
+    from ferbench.config import ENGINE_DEFAULTS, OPTIM_DEFAULTS, flatten
+    from ferbench.emotions import BASIC8
+
+    sections = _reference_sections()
+    keys = [*flatten(ENGINE_DEFAULTS), *(f"optim.{key}" for key in OPTIM_DEFAULTS)]
+    defaults = sections["Engine defaults (`ferbench.config`)"]
+    assert not [key for key in keys if f"| `{key}` |" not in defaults]
+    emotions = sections["`ferbench.emotions`"]
+    assert all(f"`{name}`" in emotions for name in BASIC8)
+    helpers = sections["Reading files and pixels (`ferbench.datafiles`, `ferbench.pixelcache`)"]
+    for module in (datafiles, pixelcache):
+        for _, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ == module.__name__ and not fn.__name__.startswith("_"):
+                assert f"| `{_short_signature(fn)}` |" in helpers, f"{_short_signature(fn)} is not in the reference"

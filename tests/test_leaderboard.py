@@ -400,3 +400,16 @@ if __name__ == "__main__":
     for stale in (db, db.with_name(db.name + ".lock")):
         stale.unlink(missing_ok=True)
     print(render_leaderboard(build_example(db), target, paper_results=[paper_row("alpha_net", 90.0)]))
+
+
+def test_metrics_beyond_the_ranked_ones_are_columns_the_reader_can_show(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.duckdb")
+    for run_id, method in (("with-kappa", "alpha_net"), ("without", "beta_net")):
+        _completed(store, run_id, method, 0, DATASET, CLASSES, "man-k", {})
+    store.save_fold_metrics("with-kappa", 0, {"kappa": 0.81234})  # a plugin's metric, not installed here
+    render_leaderboard(store, tmp_path / "site")
+    page = next((tmp_path / "site").glob(f"{DATASET}--official--*.html")).read_text()
+    assert '<input type="checkbox" id="show-1"><label for="show-1">kappa</label>' in page
+    assert "#show-1:checked ~ .scroll .extra-1 { display: table-cell; }" in page
+    cells = re.findall(r'<td class="num extra extra-1">([^<]*)<', page)
+    assert sorted(cells) == ["0.8123 ", "— "]  # as the metric declares (a stand-in: 4 digits), never x100

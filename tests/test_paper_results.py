@@ -111,7 +111,7 @@ def test_placeholders_match_what_the_user_supplies() -> None:
     ({"rows": [{**ROW, "values": ["88.9%"]}]}, r"tables\[0\] \(pfvit Table 3\) rows\[0\] \(ViT baseline\): value '88.9%' must be a number"),
     ({"rows": [{**ROW, "values": [120]}]}, "must be a number of percent in"),
     ({"rows": [{**ROW, "values": [1, 2]}]}, "values must be a list of 1 numbers"),
-    ({"metric": "top5"}, "metric 'top5' is not shown on leaderboards; choose one of: accuracy"),
+    ({"metric": "top5"}, "metric 'top5' is not a ranked metric .*; choose one of: accuracy"),
     ({"columns": ["nope"]}, r"columns must be a non-empty list of setting names; unknown: \['nope'\]"),
     ({"source": "elsewhere"}, "source 'elsewhere' is not among the sources"),
     ({"rows": [{**ROW, "year": 2024}]}, "unknown year"),

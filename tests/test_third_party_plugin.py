@@ -56,8 +56,13 @@ def test_installed_plugin_is_listed_and_runs(fb_env: dict[str, str], tmp_path: P
 
     root = tmp_path / "faces"
     write_image_folders(root)
-    summary = ferbench_json("run", "-m", "example-cnn", "-d", "example-folders", "--data-root", str(root),
-                            "--preset", "tiny", "--protocol", "kfold3", env=env)
+    (root / "train" / "neutral" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    checked = ferbench("plugins", "check", "example-folders", "--data-root", str(root), "--image-size", "16", env=env)
+    assert checked.stdout.startswith("ok      dataset example-folders: 65 samples, 2 classes, rgb 16x16x3, 1 unreadable")
+    run = ferbench("run", "-m", "example-cnn", "-d", "example-folders", "--data-root", str(root),
+                   "--preset", "tiny", "--protocol", "kfold3", "--json", env=env)
+    summary = json.loads(run.stdout)
+    assert "1 unreadable image(s) left out of every split" in run.stderr  # skipped, not a crash
     assert sorted(summary["folds"]) == ["0", "1", "2"]
     assert summary["aggregate"]["top2_accuracy"]["mean"] == 1.0  # two classes: always in the top two
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
