@@ -413,3 +413,58 @@ def test_metrics_beyond_the_ranked_ones_are_columns_the_reader_can_show(tmp_path
     assert "#show-1:checked ~ .scroll .extra-1 { display: table-cell; }" in page
     cells = re.findall(r'<td class="num extra extra-1">([^<]*)<', page)
     assert sorted(cells) == ["0.8123 ", "— "]  # as the metric declares (a stand-in: 4 digits), never x100
+
+
+def test_index_cells_are_coloured_by_verification_and_list_published_settings(site: Path) -> None:
+    text = (site / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'<td class="num cell st-reproduced">\s*<a class="score" href="[^"]+#entry-1">85\.00', text)
+    store = Store(site.parent / "results.duckdb")
+    other = site.parent / "with-shipped-rows"
+    from ferbench.paper_results import load_paper_results
+
+    render_leaderboard(store, other, load_paper_results())
+    rows = {row[0]: row for row in _parse(other / "index.html").tables["matrix"][1:]}
+    assert "rafdb / official, 7 classes published only" in rows  # a published setting without a run
+    header = _parse(other / "index.html").tables["matrix"][0]
+    mimic = rows["rafdb / official, 7 classes published only"][[h.split()[0] for h in header].index("mimic")]
+    assert mimic == "paper 91.26 not run"  # MIMIC's best own RAF-DB number (ViT-L), not reproduced yet
+
+
+def test_board_csv_holds_the_ranking_with_intervals(site: Path) -> None:
+    import csv
+
+    rows = list(csv.DictReader(_dataset_page(site).with_suffix(".csv").open(encoding="utf-8")))
+    assert [(row["rank"], row["method"], row["seeds"]) for row in rows] == [("1", "alpha_net", "2"), ("1", "beta_net", "2")]
+    alpha = rows[0]
+    mean = 100 * statistics.mean(_seed_means("alpha_net", _accuracy))
+    assert float(alpha["accuracy_mean"]) == pytest.approx(mean)
+    assert float(alpha["accuracy_ci95_low"]) <= mean <= float(alpha["accuracy_ci95_high"])
+    assert (alpha["paper_value"], alpha["verification"], alpha["runs"]) == ("90.0", "reproduced", "alpha_net-s0 alpha_net-s1")
+    assert rows[1]["tied"] == "True" and rows[1]["selection"] == "test"
+
+
+def test_cross_dataset_matrix_of_evaluation_runs(tmp_path: Path) -> None:
+    """Weights trained on one test set's data and evaluated (ferbench eval) on another's: a matrix cell."""
+    store = Store(tmp_path / "r.duckdb")
+    _completed(store, "source", "alpha_net", 0, "synthfer", CLASSES, "m-one", {"seed": 0})
+    _completed(store, "evaluated", "alpha_net", 1, "synthfer", CLASSES, "m-two", {"seed": 1})
+    store.update_run("evaluated", kind="eval", weights={"eval.weights": {"ref": "run:source/fold-0"}})
+    render_leaderboard(store, tmp_path / "site")
+    cross = _parse(tmp_path / "site" / "index.html").tables["cross"]
+    (row,) = cross[1:]
+    assert row[0].startswith("alpha_net · synthfer / official")
+    own, other = (f"{100 * _accuracy(LABELS[0], PREDICTIONS[('alpha_net', seed)][0]):.2f}" for seed in (0, 1))
+    assert sorted(row[1:]) == sorted([f"{own} seed 0", f"{other} eval"])  # the diagonal: the source run's own score
+
+
+def test_sample_browser_caps_the_rows_it_embeds() -> None:
+    import numpy as np
+
+    from ferbench.bootstrap import FoldSamples, RunSamples
+    from ferbench.runpage import sample_rows
+
+    samples = RunSamples("r", {0: FoldSamples(["a", "b", "c", "d"], np.array([0, 1, 1, 2]), np.array([0, 1, 0, 2]),
+                                              np.array([0.9, 0.8, 0.55, 0.7]))})
+    data = sample_rows(RunView({"run_id": "r", "classes": CLASSES}), samples, cap=3)
+    assert data["total"] == 4 and data["rows"] == [[0, "a", 0, 0, 0.9], [0, "b", 1, 1, 0.8], [0, "c", 1, 0, 0.55]]
+    assert data["classes"] == CLASSES
