@@ -2,20 +2,22 @@
 
     python leaderboards/build_demo.py              # train the runs, then render the site
     python leaderboards/build_demo.py --render     # re-render from the runs already recorded
+    python leaderboards/build_demo.py --fresh      # forget the recorded runs and train them all again
 
 Runs ``vit-baseline``, ``mimic``, ``nr-fpdls`` and ``rgbd-fusion`` with their ``tiny`` presets on synthfer's
 official (subject-independent) split for seeds 0, 1 and 2 (``vit-baseline`` with 10 of its 20 tiny
 epochs, to keep the whole build within about 15 CPU minutes), evaluates the seed-0 ``vit-baseline``
-weights on a second synthetic dataset (other faces, ``dataset.seed=1``, harder: ``dataset.difficulty=1.0``)
-for the cross-dataset matrix, and renders the site with the published results shipped with ferbench.
+weights on a second synthetic dataset (other faces and fewer of them, harder: ``dataset.seed=1``,
+``dataset.samples=2000``, ``dataset.difficulty=1.0``; its own test set, so its own board) for the
+cross-dataset matrix, and renders the site with the published results shipped with ferbench.
 The database (``leaderboards/synthfer-demo.duckdb``) and its kept weights are ignored by git; the site
 is committed, so a visitor opens ``leaderboards/synthfer-demo/index.html`` without installing anything.
-Two runs train at a time, one CPU thread each (``--jobs``).
+Two runs train at a time, one CPU thread each (``--jobs``). Runs already completed in the database are
+kept, and an interrupted build resumes where it stopped (``ferbench run`` resumes an interrupted run).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -33,7 +35,7 @@ SEEDS = (0, 1, 2)
 #: (method, extra --set switches) trained per seed
 METHODS = (("vit-baseline", ["train.epochs=10"]), ("mimic", []), ("nr-fpdls", []), ("rgbd-fusion", []))
 #: the second synthetic dataset the seed-0 vit-baseline weights are evaluated on
-OTHER_DATASET = ["dataset.seed=1", "dataset.difficulty=1.0"]
+OTHER_DATASET = ["dataset.seed=1", "dataset.samples=2000", "dataset.difficulty=1.0"]
 
 
 def ferbench(*args: str, threads: int = 1) -> str:
@@ -46,25 +48,39 @@ def ferbench(*args: str, threads: int = 1) -> str:
     return result.stdout
 
 
-def train(method: str, switches: list[str], seed: int) -> str:
+def train(method: str, switches: list[str], seed: int) -> None:
     sets = [part for switch in switches for part in ("--set", switch)]
-    output = ferbench("run", "--method", method, "--dataset", "synthfer", "--preset", "tiny", "--seed", str(seed),
-                      *sets, "--no-progress", "--json")
-    print(f"  {method} seed {seed}: done", flush=True)
-    return json.loads(output)["run_id"]
-
-
-def build_runs(jobs: int) -> None:
-    for stale in (ROOT / DB, ROOT / f"{DB}.lock", ROOT / f"{DB}.wal"):
-        stale.unlink(missing_ok=True)
-    shutil.rmtree(ROOT / DB.with_name(DB.stem + "-artifacts"), ignore_errors=True)
-    work = [(method, switches, seed) for seed in SEEDS for method, switches in METHODS]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        run_ids = list(pool.map(lambda item: train(*item), work))
-    source = run_ids[work.index(("vit-baseline", METHODS[0][1], 0))]
-    sets = [part for switch in OTHER_DATASET for part in ("--set", switch)]
-    ferbench("eval", "--method", "vit-baseline", "--dataset", "synthfer", "--weights", f"run:{source}", *sets,
+    ferbench("run", "--method", method, "--dataset", "synthfer", "--preset", "tiny", "--seed", str(seed), *sets,
              "--no-progress")
+    print(f"  {method} seed {seed}: done", flush=True)
+
+
+def completed(kind: str) -> dict[tuple[str, int], str]:
+    """(method, seed) -> run id of the completed runs of ``kind`` in the demo database."""
+    if not (ROOT / DB).exists():
+        return {}
+    sys.path.insert(0, str(ROOT))
+    from ferbench.store import Store
+
+    rows = Store(ROOT / DB).query("SELECT method, seed, run_id FROM runs WHERE status = 'completed' AND kind = ? "
+                                  "ORDER BY started_at", [kind])
+    return {(row["method"], row["seed"]): row["run_id"] for row in rows}
+
+
+def build_runs(jobs: int, fresh: bool) -> None:
+    if fresh:
+        for stale in (ROOT / DB, ROOT / f"{DB}.lock", ROOT / f"{DB}.wal"):
+            stale.unlink(missing_ok=True)
+        shutil.rmtree(ROOT / DB.with_name(DB.stem + "-artifacts"), ignore_errors=True)
+    done = completed("train")
+    work = [(method, switches, seed) for seed in SEEDS for method, switches in METHODS if (method, seed) not in done]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(lambda item: train(*item), work))
+    if ("vit-baseline", 0) in completed("eval"):
+        return
+    sets = [part for switch in OTHER_DATASET for part in ("--set", switch)]
+    ferbench("eval", "--method", "vit-baseline", "--dataset", "synthfer", "--weights",
+             f"run:{completed('train')[('vit-baseline', 0)]}", *sets, "--no-progress")
     print("  vit-baseline seed 0 evaluated on the second synthetic dataset", flush=True)
 
 
@@ -77,11 +93,12 @@ def render() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--render", action="store_true", help="only re-render the site from the recorded runs")
+    parser.add_argument("--fresh", action="store_true", help="delete the recorded runs and train them all again")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2, one thread each)")
     args = parser.parse_args()
     started = time.perf_counter()
     if not args.render:
-        build_runs(args.jobs)
+        build_runs(args.jobs, args.fresh)
     render()
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"took {time.perf_counter() - started:.0f} s wall, {used.ru_utime + used.ru_stime:.0f} s CPU")
