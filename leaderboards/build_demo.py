@@ -3,6 +3,8 @@
     python leaderboards/build_demo.py              # train the runs, then render the site
     python leaderboards/build_demo.py --render     # re-render from the runs already recorded
     python leaderboards/build_demo.py --fresh      # forget the recorded runs and train them all again
+    python leaderboards/build_demo.py --render --screenshots   # also the README's screenshots (needs the
+                                                   # test extra's selenium and Debian's chromium + chromium-driver)
 
 Runs ``vit-baseline``, ``mimic``, ``nr-fpdls`` and ``rgbd-fusion`` with their ``tiny`` presets on synthfer's
 official (subject-independent) split for seeds 0, 1 and 2 (``vit-baseline`` with 10 of its 20 tiny
@@ -90,16 +92,47 @@ def render() -> None:
     print(f"site: {ROOT / SITE / 'index.html'}")
 
 
+def screenshots() -> None:
+    """The README's pictures: the synthfer board with its two best entries compared head to head, and the
+    page of the first vit-baseline run (``docs/images/leaderboard-board.png``, ``-run.png``)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("google-chrome") or "chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000", "--hide-scrollbars"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    site, images = ROOT / SITE, ROOT / "docs" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    try:
+        board = max(site.glob("synthfer--*.html"), key=lambda page: page.read_text(encoding="utf-8").count('class="pin'))
+        driver.get(board.as_uri())
+        for box in driver.find_elements("css selector", "input.pin")[:2]:
+            box.click()
+        driver.save_screenshot(str(images / "leaderboard-board.png"))
+        run = driver.find_element("css selector", "#ranking td.runs a").get_attribute("href")
+        driver.get(run)
+        driver.execute_script("document.getElementById('recall').scrollIntoView()")
+        driver.save_screenshot(str(images / "leaderboard-run.png"))
+    finally:
+        driver.quit()
+    print(f"screenshots: {images}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--render", action="store_true", help="only re-render the site from the recorded runs")
     parser.add_argument("--fresh", action="store_true", help="delete the recorded runs and train them all again")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2, one thread each)")
+    parser.add_argument("--screenshots", action="store_true", help="also save the README's screenshots (selenium)")
     args = parser.parse_args()
     started = time.perf_counter()
     if not args.render:
         build_runs(args.jobs, args.fresh)
     render()
+    if args.screenshots:
+        screenshots()
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"took {time.perf_counter() - started:.0f} s wall, {used.ru_utime + used.ru_stime:.0f} s CPU")
 
