@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from .config import flatten
 from .metrics import seed_fold_stats
-from .paper_results import PaperResult
+from .paper_results import PaperResult, switch_matches
 from .settings import RANKED_METRICS, RunKind, Selection, Status
 
 #: option -> value -> words, per dataset (``DatasetSpec.option_labels``), for board titles.
@@ -66,6 +66,11 @@ class RunView:
     def page(self) -> str:
         """Path of the run page relative to the site root."""
         return f"runs/{safe_name(self.run_id)}.html"
+
+    @property
+    def samples_page(self) -> str:
+        """Path of the run's per-sample browser relative to the site root."""
+        return f"samples/{safe_name(self.run_id)}.html"
 
     @property
     def test_selected(self) -> bool:
@@ -113,6 +118,11 @@ class Entry:
     expected_folds: int | None
     paper: PaperResult | None = None
     paper_differences: list[str] = field(default_factory=list)  # "key=value (paper: value)" per switch
+    #: per metric, the 95% bootstrap interval of the mean (fractions; :mod:`ferbench.bootstrap`)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    rank: int = 0  # shared rank: entries whose paired difference is not significant share one
+    tied: bool = False  # shares the rank of the entry above
+    rank_difference: tuple[float, float] | None = None  # 95% interval of (entry above - this), fractions
 
     @cached_property
     def stats(self) -> dict[str, dict[str, float]]:
@@ -233,19 +243,23 @@ def _board_mismatch(paper: PaperResult, board: Board) -> str | None:
     return None
 
 
-def _paper_for(entry: Entry, papers: list[PaperResult]) -> tuple[PaperResult | None, list[str]]:
-    """The board's published row of the entry's method and preset that differs least from its config,
-    and the differing switches (``key=value (paper: value)``)."""
+def switch_differences(entry: Entry, paper: PaperResult) -> list[str]:
+    """The switches in which the entry's config differs from the published row's (``key=value (paper:
+    value)``); a placeholder of the row (``run:<pretrain>``) matches any value of its form."""
     settings = entry.runs[0].settings
-    best: tuple[PaperResult | None, list[str]] = (None, [])
-    for paper in papers:
-        if (paper.method, paper.preset) != (entry.method, entry.preset):
-            continue
-        differences = [f"{key}={json.dumps(settings.get(key))} (paper: {json.dumps(want)})"
-                       for key, want in paper.run_switches.items() if settings.get(key) != want]
-        if best[0] is None or len(differences) < len(best[1]):
-            best = (paper, differences)
-    return best
+    return [f"{key}={json.dumps(settings.get(key))} (paper: {json.dumps(want)})"
+            for key, want in paper.run_switches.items() if not switch_matches(settings.get(key), want)]
+
+
+def _paper_for(entry: Entry, papers: list[PaperResult]) -> tuple[PaperResult | None, list[str]]:
+    """The board's published row of the entry's method and preset that differs least from its config (of
+    rows that differ as much, the one with the fewest switches of its own: the preset as it is), and the
+    differing switches (``key=value (paper: value)``)."""
+    candidates = [(paper, switch_differences(entry, paper)) for paper in papers
+                  if (paper.method, paper.preset) == (entry.method, entry.preset)]
+    if not candidates:
+        return None, []
+    return min(candidates, key=lambda c: (len(c[1]), len(c[0].reproduce.switches) if c[0].reproduce else 0))
 
 
 def _board_groups(runs: list[RunView]) -> dict[tuple[str, str, str, tuple[str, ...]], list[RunView]]:

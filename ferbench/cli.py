@@ -315,9 +315,11 @@ def data_check(dataset: str, data_root: str | None, assignments: tuple[str, ...]
 @click.option("--db", help="Results database.")
 @click.option("--out", "out_dir", default="leaderboards/site", show_default=True, help="Output folder.")
 @click.option("--paper-results", type=click.Path(exists=True, dir_okay=False),
-              help="YAML of published accuracies (default: the table shipped with ferbench).")
+              help="Published-results file (default: leaderboards/published-results.yaml, shipped with ferbench).")
 def leaderboard(db: str | None, out_dir: str, paper_results: str | None) -> None:
-    """Render static HTML leaderboards from the database."""
+    """Render the static HTML leaderboard of the database: boards with 95% intervals and shared ranks,
+    run pages and per-sample browsers, every published number with its verification status, and a
+    Parquet export of the tables (data/)."""
     from .leaderboard import load_paper_results, render_leaderboard
 
     published = load_paper_results(Path(paper_results) if paper_results else None)

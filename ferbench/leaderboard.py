@@ -1,35 +1,42 @@
 """A static HTML leaderboard of the results database.
 
-:func:`render_leaderboard` writes ``index.html`` (boards x methods), one page per board -- the runs
-scored on one test set, ranked (:mod:`ferbench.boards`) -- and one page per run (provenance, config,
-per-fold metrics, per-class recall, confusion matrix, training curves). Published numbers
-(:mod:`ferbench.paper_results`) appear only on boards that hold the paper's setting. Pages use
-relative links only and no JavaScript, so they open straight from disk.
+:func:`render_leaderboard` writes ``index.html`` (boards and published settings x methods, each cell
+coloured by whether the paper's number was reproduced; a train-on-X / evaluate-on-Y matrix where
+evaluation runs exist), one page per board -- the runs scored on one test set, ranked with shared ranks
+where a paired bootstrap cannot tell neighbours apart (:mod:`ferbench.boards`, :mod:`ferbench.boardstats`)
+-- with a CSV of it, one page per run and one per-sample browser per run (:mod:`ferbench.runpage`),
+``published.html`` (every published row, its verification status and the command that reproduces it,
+:mod:`ferbench.verification`), and ``data/`` with a Parquet export and ``data.html`` on querying it
+(:mod:`ferbench.siteexport`). Pages use relative links only, no external resources, and one small script
+(``ferbench.js``) for sorting, filtering, pinning and browsing; without JavaScript they are plain tables.
 """
 from __future__ import annotations
 
 import json
 import math
-import shutil
+from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from . import __version__
-from .boards import Board, RunView, build_boards, metric_names, safe_name
-from .config import flatten
-from .metrics import confusion_matrix, mean_std, per_class_recall
+from .boards import Board, Entry, RunView, build_boards
+from .boardstats import annotate_board, board_csv, compare_data, facts, metric_columns
+from .bootstrap import DRAWS, LEVEL, RunSamples, load_run_samples
+from .config import flatten, method_tree
 from .paper_results import PaperResult, load_paper_results  # noqa: F401 - the CLI loads the rows from here
-from .plugins import registry
-from .settings import ACCURACY, RunKind
+from .runpage import SAMPLE_PAGE_ROWS, SAMPLE_ROWS_CAP, run_context, sample_rows
+from .settings import ACCURACY, RANKED_METRICS, RunKind, Status
 from .specs import MetricSpec
+from .siteexport import export_site_data
 from .store import Store
+from .verification import Check, Verification, compare_keys, judge, option_text, setting_key, setting_label, verify
 
-FOLD_COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
-                "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d")
+STATIC_FILES = ("style.css", "ferbench.js")
 
 
 # --- formatting ------------------------------------------------------------------------------------
@@ -43,18 +50,20 @@ def pct(value: Any) -> str:
     return f"{100 * value:.2f}" if _finite(value) else "—"
 
 
+def pm(stats: Mapping[str, float]) -> str:
+    """``mean ± std`` of fractions, in percent."""
+    return f"{pct(stats['mean'])} ± {pct(stats['std'])}" if stats.get("n") else "—"
+
+
 def _spec(name: str) -> MetricSpec:
+    from .plugins import registry
+
     return registry().metric_spec(name)
 
 
 def percent(name: str) -> bool:
     """Whether metric ``name`` is shown as a percentage (as its :class:`~ferbench.specs.MetricSpec` declares)."""
     return _spec(name).percent
-
-
-def pm(stats: Mapping[str, float]) -> str:
-    """``mean ± std`` of fractions, in percent."""
-    return f"{pct(stats['mean'])} ± {pct(stats['std'])}" if stats.get("n") else "—"
 
 
 def spread(stats: Mapping[str, Any], name: str = ACCURACY) -> str:
@@ -86,15 +95,40 @@ def metric_pm(stats: Mapping[str, float], name: str) -> str:
     return f"{metric_value(stats['mean'], name)} ± {metric_value(stats['std'], name)}"
 
 
+def ci(bounds: Any, name: str = ACCURACY) -> str:
+    """A 95% interval ``[low, high]`` of a metric (empty when there is none)."""
+    if not bounds or not all(_finite(b) for b in bounds):
+        return ""
+    return f"95% CI [{metric_value(bounds[0], name)}, {metric_value(bounds[1], name)}]"
+
+
+def count(value: Any) -> str:
+    """A large count in words: 85.8M, 5.7k."""
+    if not _finite(value):
+        return "—"
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.0f}"
+
+
 def when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else ("—" if value is None else str(value))
+
+
+def json_script(data: Any) -> Markup:
+    """JSON for a ``<script type="application/json">`` element: ``<``, ``>`` and ``&`` escaped, so no
+    string in it can close the element or start markup."""
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("ferbench", "templates"), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, pm=pm, spread=spread, spread_note=spread_note, metric_value=metric_value,
-                       metric_pm=metric_pm, when=when, percent=percent)
+                       metric_pm=metric_pm, when=when, ci=ci, count=count, json_script=json_script,
+                       percent=percent)
     return env
 
 
@@ -126,140 +160,171 @@ def _load_runs(store: Store) -> tuple[list[RunView], dict[str, int]]:
         "SELECT manifest_hash, json_array_length(manifest, '$.folds') AS n FROM manifests")}
     return list(runs.values()), fold_counts
 
-# --- run page details ------------------------------------------------------------------------------
 
-def _class_tables(store: Store, run: RunView) -> dict[str, Any]:
-    """Per-class recall (pooled and per fold) and the pooled confusion matrix from stored predictions."""
-    per_fold = {fold: store.predictions(run.run_id, fold)[1:3] for fold in sorted(run.folds)}
-    classes = [str(c) for c in run.row.get("classes") or []]
-    if not per_fold:
-        return {"folds": [], "recall": [], "confusion": [], "classes": classes}
-    labels = np.concatenate([y for y, _ in per_fold.values()])
-    predictions = np.concatenate([p for _, p in per_fold.values()])
-    n = max([len(classes)] + [int(a.max()) + 1 for a in (labels, predictions) if len(a)])
-    classes += [f"class {i}" for i in range(len(classes), n)]
-    pooled = per_class_recall(labels, predictions, None, n)
-    fold_recall = {fold: per_class_recall(y, p, None, n) for fold, (y, p) in per_fold.items()}
-    matrix = confusion_matrix(labels, predictions, None, n)
-    support = matrix.sum(axis=1)
-    recall = [{"name": name, "support": int(support[i]), "pooled": pooled[i],
-               "folds": [fold_recall[f][i] for f in per_fold],
-               "mean": mean_std(fold_recall[f][i] for f in per_fold)} for i, name in enumerate(classes)]
-    shares = matrix / np.maximum(support, 1)[:, None]
-    confusion = [{"name": name, "support": int(support[i]),
-                  "cells": [{"count": int(c), "share": s if support[i] else math.nan, "alpha": float(s)}
-                            for c, s in zip(matrix[i], shares[i])]} for i, name in enumerate(classes)]
-    return {"folds": list(per_fold), "recall": recall, "confusion": confusion, "classes": classes}
+class _Installed:
+    """What this installation registers: methods (with their presets) and the datasets' option words."""
+
+    def __init__(self, needed: bool) -> None:
+        from .plugins import registry
+
+        reg = registry() if needed else None
+        self.methods = dict(reg.methods) if reg else {}
+        self.option_labels = {name: spec.option_labels for name, spec in reg.datasets.items()} if reg else {}
+
+    def preset_values(self, method: str, preset: str, dataset: str) -> dict[str, Any] | None:
+        spec = self.methods.get(method)
+        if spec is None or preset not in spec.presets:
+            return None
+        return flatten(method_tree(spec.defaults, spec.presets[preset],
+                                   spec.dataset_presets.get(preset, {}).get(dataset)))
 
 
-def _chart(name: str, series: Mapping[int, list[tuple[int, float]]], selected: Mapping[int, Any],
-           width: int = 300, height: int = 150) -> dict[str, Any]:
-    """Geometry of one small SVG line chart: a polyline per fold, epochs counted from 1."""
-    left, right, top, bottom = 52, 8, 8, 22
-    points = {fold: [(e + 1, v) for e, v in values if _finite(v)] for fold, values in sorted(series.items())}
-    xs = [x for values in points.values() for x, _ in values]
-    ys = [y for values in points.values() for _, y in values]
-    if not xs:
-        return {"name": name, "empty": True, "width": width, "height": height}
-    x_lo, x_hi, y_lo, y_hi = min(xs), max(xs), min(ys), max(ys)
-    if y_hi == y_lo:
-        y_lo, y_hi = y_lo - (abs(y_lo) or 1) * 0.1, y_hi + (abs(y_hi) or 1) * 0.1
+# --- index -----------------------------------------------------------------------------------------
 
-    def sx(x: float) -> float:
-        return left + (x - x_lo) / (x_hi - x_lo) * (width - left - right) if x_hi > x_lo else (left + width - right) / 2
-
-    def sy(y: float) -> float:
-        return top + (y_hi - y) / (y_hi - y_lo) * (height - top - bottom)
-
-    lines, markers = [], []
-    for index, (fold, values) in enumerate(points.items()):
-        colour = FOLD_COLOURS[index % len(FOLD_COLOURS)]
-        lines.append({"fold": fold, "colour": colour, "points": " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in values)})
-        chosen = selected.get(fold)
-        markers += [{"x": f"{sx(x):.1f}", "y": f"{sy(y):.1f}", "colour": colour, "fold": fold, "epoch": x,
-                     "value": f"{y:.4g}"} for x, y in values if chosen is not None and x == chosen + 1]
-    return {"name": name, "empty": False, "width": width, "height": height, "lines": lines, "markers": markers,
-            "left": left, "right": width - right, "top": top, "bottom": height - bottom,
-            "mid": f"{(top + height - bottom) / 2:.1f}", "x_lo": x_lo, "x_hi": x_hi,
-            "y_lo": f"{y_lo:.3g}", "y_hi": f"{y_hi:.3g}"}
+def _entry_status(entry: Entry) -> Verification | None:
+    return judge(entry, entry.paper, entry.paper_differences) if entry.paper else None
 
 
-def _config_rows(config: Any) -> list[tuple[str, str]] | None:
-    """The config as (dotted key, JSON value) rows, or None when it is not a mapping."""
-    if not isinstance(config, Mapping):
-        return None
-    return [(key, json.dumps(value)) for key, value in sorted(flatten(config).items())]
+def _best_row(rows: Iterable[PaperResult], checks: Mapping[str, Check]) -> tuple[PaperResult, Check] | None:
+    """The method's own published row with the highest value (the number a reader compares with)."""
+    own = sorted((row for row in rows if not row.cited), key=lambda row: -row.value)
+    return (own[0], checks[own[0].key]) if own else None
 
 
-def _copy_images(store: Store, run: RunView, out_dir: Path) -> list[dict[str, Any]]:
-    """Copy the run's image artifacts into the site; (fold, name, path relative to the run page)."""
-    images = []
-    for artifact in run.artifacts:
-        source = Path(artifact["path"])
-        source = source if source.is_absolute() else store.artifacts_dir / source
-        if artifact["kind"] != "image" or not source.is_file():
+def _index_rows(boards: list[Board], rows: list[PaperResult], checks: Mapping[str, Check],
+                methods: list[str]) -> list[dict[str, Any]]:
+    """Rows of the index matrix: each board, then each published setting no board holds."""
+    result = []
+    for board in boards:
+        cells = {}
+        for method in methods:
+            cell = board.cell(method)
+            entry = cell["best"]
+            published = [paper for paper in board.papers if paper.method == method]
+            if entry is not None:
+                status = _entry_status(entry)
+                cells[method] = {"entry": entry, "status": status, "paper": entry.paper, **cell}
+            elif published:
+                paper, check = _best_row(published, checks) or (None, None)
+                cells[method] = {"entry": None, "paper": paper, "status": check.status if check else None, **cell}
+            else:
+                cells[method] = {"entry": None, "paper": None, "status": None, **cell}
+        result.append({"board": board, "cells": cells, "n_published": len(board.papers)})
+    held = {paper.key for board in boards for paper in board.papers}
+    groups: dict[tuple[str, str, int], list[PaperResult]] = defaultdict(list)
+    for row in rows:
+        if row.key not in held:
+            groups[setting_key(row)].append(row)
+    for key, members in sorted(groups.items()):
+        cells = {}
+        for method in methods:
+            found = _best_row([row for row in members if row.method == method], checks)
+            cells[method] = {"entry": None, "paper": found[0] if found else None,
+                             "status": found[1].status if found else None, "n_runs": 0}
+        result.append({"board": None, "label": setting_label(key), "cells": cells, "n_published": len(members),
+                       "anchor": members[0].key})
+    return result
+
+
+def _cross_dataset(runs: list[RunView], boards: list[Board]) -> dict[str, Any] | None:
+    """Train on X, evaluate on Y: evaluation runs of another board's run's kept weights, by method and
+    source board (columns: the boards evaluated on; the diagonal is the source runs' own score)."""
+    from .weights import source_run
+
+    board_of = {run.run_id: board for board in boards for run in board.runs}
+    by_id = {run.run_id: run for run in runs}
+    cells: dict[tuple[str, str], dict[str, list[RunView]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        ref = ((run.row.get("weights") or {}).get("eval.weights") or {}).get("ref") if run.kind == RunKind.EVAL else None
+        source = by_id.get(source_run(ref) or "") if ref else None
+        if source is None or run.run_id not in board_of or source.run_id not in board_of:
             continue
-        target = out_dir / "runs" / "files" / safe_name(run.run_id) / f"fold-{artifact['fold']}-{safe_name(artifact['name'])}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        images.append({"fold": artifact["fold"], "name": artifact["name"],
-                       "src": str(target.relative_to(out_dir / "runs")), "sha256": artifact["sha256"]})
-    return images
+        if board_of[source.run_id].key == board_of[run.run_id].key or run.row.get("status") != Status.COMPLETED:
+            continue
+        row = (str(source.row.get("method")), board_of[source.run_id].key)
+        cells[row][board_of[run.run_id].key].append(run)
+        cells[row][board_of[source.run_id].key].append(source)
+    if not cells:
+        return None
+    keyed = {board.key: board for board in boards}
+    columns = sorted({key for targets in cells.values() for key in targets}, key=lambda k: keyed[k].page)
 
+    def score(members: list[RunView]) -> dict[str, Any]:
+        means = [float(np.mean(run.values(RANKED_METRICS[0]))) for run in members if run.values(RANKED_METRICS[0])]
+        unique = list({run.run_id: run for run in members}.values())
+        return {"mean": float(np.mean(means)) if means else math.nan, "runs": unique}
 
-def _run_context(store: Store, run: RunView, board: Board | None, out_dir: Path) -> dict[str, Any]:
-    selected = {fold: info.get("selected_epoch") for fold, info in run.folds.items()}
-    recorded = {name for metrics in run.metrics.values() for name in metrics}
-    names = [name for name in metric_names([run]) if name in recorded]
-    return {
-        "run": run, "board": board, "metric_names": names,
-        "metric_stats": {name: mean_std(run.values(name)) for name in names},
-        "config_rows": _config_rows(run.row.get("config")),
-        "tables": _class_tables(store, run),
-        "images": _copy_images(store, run, out_dir),
-        "charts": [_chart(name, series, selected) for name, series in sorted(run.curves.items())],
-        "fold_colours": [(fold, FOLD_COLOURS[i % len(FOLD_COLOURS)])
-                         for i, fold in enumerate(sorted({f for s in run.curves.values() for f in s}))],
-    }
+    rows = [{"method": method, "train": keyed[train],
+             "cells": {column: score(targets[column]) if column in targets else None for column in columns}}
+            for (method, train), targets in sorted(cells.items())]
+    return {"columns": [keyed[column] for column in columns], "rows": rows}
 
 
 # --- rendering -------------------------------------------------------------------------------------
 
-def _option_labels() -> dict[str, Mapping[str, Mapping[Any, str]]]:
-    """Option words of the installed datasets (runs of datasets not installed get ``option=value``)."""
-    return {name: spec.option_labels for name, spec in registry().datasets.items()}
-
-
-def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[PaperResult] | None = None) -> Path:
+def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[PaperResult] | None = None,
+                       draws: int = DRAWS) -> Path:
     """Write the static leaderboard of ``store`` into ``out_dir``; returns the path of ``index.html``.
 
     ``paper_results`` are the published rows (:func:`ferbench.paper_results.load_paper_results`) shown
-    on the boards that hold their setting. A database without runs renders an empty index; a missing
-    one raises (a mistyped path must not look like an empty database).
+    on the boards that hold their setting and verified against them. A database without runs renders an
+    empty index; a missing one raises (a mistyped path must not look like an empty database).
     """
     runs, fold_counts = _load_runs(store)
+    papers = list(paper_results or ())
     out_dir = Path(out_dir)
-    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    for folder in ("runs", "samples"):
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
     env = _environment()
+    installed = _Installed(needed=bool(runs or papers))
+    rows = compare_keys(papers, installed.preset_values)
     pretraining = [run for run in runs if run.kind == RunKind.PRETRAIN]
     scored = [run for run in runs if run.kind != RunKind.PRETRAIN]
-    boards = build_boards(scored, fold_counts, list(paper_results or ()), _option_labels() if runs else {})
-    common = {"version": __version__, "db_path": str(store.path), "generated": when(datetime.now().replace(microsecond=0))}
+    boards = build_boards(scored, fold_counts, rows, installed.option_labels)
+    common = {"version": __version__, "db_path": str(store.path), "generated": when(datetime.now().replace(microsecond=0)),
+              "level": int(LEVEL * 100), "draws": draws}
 
     def write(template: str, target: str, root: str, **context: Any) -> None:
         html = env.get_template(template).render(root=root, **common, **context)
         (out_dir / target).write_text(html, encoding="utf-8")
 
-    (out_dir / "style.css").write_text(env.get_template("style.css").render(), encoding="utf-8")
-    methods = sorted({str(run.row.get("method")) for board in boards for run in board.runs})
-    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs),
-          n_pretraining=len(pretraining))
+    for name in STATIC_FILES:
+        (out_dir / name).write_text(env.get_template(name).render(), encoding="utf-8")
+    cache = store.artifacts_dir / "cache" / "bootstrap"
+    compare: dict[str, dict[str, Any]] = {}
+    for board in boards:
+        samples = {run.run_id: load_run_samples(store, run.run_id) for run in board.runs}
+        annotate_board(board, samples, cache, draws)
+        compare[board.key] = compare_data(board, samples)
+        for run in board.runs:
+            _write_run(write, store, run, board, samples[run.run_id], out_dir)
+    for run in pretraining:
+        _write_run(write, store, run, None, RunSamples(run.run_id), out_dir)
+    checks = verify(rows, boards, installed.methods)
+    by_key = {check.paper.key: check for check in checks}
+    for board in boards:
+        columns = metric_columns(board)
+        statuses = {i: str(_entry_status(entry) or "") for i, entry in enumerate(board.entries)}
+        (out_dir / board.page.replace(".html", ".csv")).write_text(board_csv(board, statuses, columns, percent), encoding="utf-8")
+        write("dataset.html", board.page, "", board=board, metric_columns=columns, checks=by_key,
+              facts=[facts(entry) for entry in board.entries], statuses=[_entry_status(e) for e in board.entries],
+              compare=compare[board.key], csv=board.page.replace(".html", ".csv"), option_text=option_text)
+    methods = sorted({str(run.row.get("method")) for board in boards for run in board.runs}
+                     | {row.method for row in rows if row.method})
+    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs), n_pretraining=len(pretraining),
+          matrix=_index_rows(boards, rows, by_key, methods), cross=_cross_dataset(scored, boards),
+          n_published=len(rows), installed=set(installed.methods), statuses=list(Verification))
+    write("published.html", "published.html", "", checks=checks, option_text=option_text, statuses=list(Verification))
     if pretraining:
         write("pretraining.html", "pretraining.html", "", runs=pretraining)
-    for board in boards:
-        write("dataset.html", board.page, "", board=board)
-        for run in board.runs:
-            write("run.html", run.page, "../", **_run_context(store, run, board, out_dir))
-    for run in pretraining:
-        write("run.html", run.page, "../", **_run_context(store, run, None, out_dir))
+    export_site_data(store, out_dir, rows, checks, boards)
+    write("data.html", "data.html", "", tables=sorted(p.name for p in (out_dir / "data").glob("*.parquet")))
     return out_dir / "index.html"
+
+
+def _write_run(write: Any, store: Store, run: RunView, board: Board | None, samples: RunSamples, out_dir: Path) -> None:
+    """The run page and, for a scored run, its per-sample browser."""
+    write("run.html", run.page, "../", **run_context(store, run, board, samples, out_dir))
+    if board is not None:
+        write("samples.html", run.samples_page, "../", run=run, board=board, data=sample_rows(run, samples),
+              page_rows=SAMPLE_PAGE_ROWS, cap=SAMPLE_ROWS_CAP)

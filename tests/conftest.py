@@ -1,14 +1,20 @@
 """Shared fixtures: an isolated ferbench home per test and helpers to run the real CLI."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+
+from ferbench import metrics
 
 #: Settings that make vit-baseline/synthfer runs take a few seconds on a CPU.
 FAST = ["--preset", "tiny", "--set", "dataset.samples=420", "--set", "dataset.subjects=20",
@@ -165,3 +171,91 @@ def weights_file(state: dict[str, Any], path: Path) -> Any:
 
     save_state_dict(state, path)
     return resolve(str(path))
+
+
+# --- an example results database and generated leaderboard pages --------------------------------------------------------------------------
+
+#: The only script elements a leaderboard page may hold: its own script file and inert JSON data.
+OWN_SCRIPT = re.compile(r'<script src="(?:\.\./)?ferbench\.js"></script>|<script type="application/json" id="[a-z-]+">')
+
+
+def foreign_scripts(html: str) -> list[str]:
+    """``<script`` openings in ``html`` other than the leaderboard's own (there must be none)."""
+    own = {match.start() for match in OWN_SCRIPT.finditer(html)}
+    return [html[m.start():m.start() + 80] for m in re.finditer(r"<script", html, re.IGNORECASE) if m.start() not in own]
+
+
+CLASSES = ["happy", "sad", "angry"]
+DATASET, PROTOCOL = "toyfer", "kfold2"
+# Test labels of the two folds, and each (method, seed)'s predictions on them.
+LABELS = {0: [0, 0, 0, 0, 1, 1, 1, 2, 2, 2], 1: [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]}
+PREDICTIONS = {
+    ("alpha_net", 0): {0: [0, 0, 0, 1, 1, 1, 1, 2, 2, 0], 1: [0, 0, 0, 1, 1, 1, 2, 2, 2, 2]},
+    ("alpha_net", 1): {0: [0, 0, 0, 0, 1, 1, 2, 2, 2, 2], 1: [0, 0, 1, 1, 1, 1, 1, 2, 2, 1]},
+    ("beta_net", 0): {0: [0, 1, 0, 1, 1, 0, 1, 2, 0, 2], 1: [0, 1, 0, 1, 2, 1, 1, 2, 0, 2]},
+    ("beta_net", 1): {0: [0, 0, 1, 1, 1, 2, 1, 2, 1, 2], 1: [2, 0, 0, 1, 1, 0, 1, 2, 2, 0]},
+}
+SELECTION = {"alpha_net": "val", "beta_net": "test"}
+EPOCHS = 6
+
+
+def insert_run(store: Any, run_id: str, method: str, seed: int, status: str, selection: str,
+                dataset: str = DATASET, protocol: str = PROTOCOL, classes: list[str] = CLASSES,
+                config_extra: dict | None = None, error: str | None = None, manifest: str | None = None) -> None:
+    extra = f"-{hashlib.sha1(json.dumps(config_extra, sort_keys=True).encode()).hexdigest()[:6]}" if config_extra else ""
+    store.insert_run({
+        "run_id": run_id, "run_key": f"key-{run_id}", "method": method, "dataset": dataset, "protocol": protocol,
+        "preset": "paper", "seed": seed,
+        "config": {"train": {"epochs": EPOCHS, "selection": selection, "lr": 0.001}, **(config_extra or {})},
+        "config_hash": f"cfg-{method}-{selection}{extra}", "manifest_hash": manifest or f"man-{dataset}",
+        "classes": classes,
+        "folds": [0, 1], "selection_rule": selection, "selected_on_test": selection == "test",
+        "val_rule": "stratified 10% of train" if selection == "val" else "none", "device": "cpu",
+        "versions": {"ferbench": "0.1.0", "torch": "2.3.0"}, "git_commit": "abc1234", "host": "testhost",
+        "command": f"ferbench run {method} {dataset} --seed {seed}", "status": status, "error": error,
+        "started_at": _start(seed), "ended_at": None,
+    })
+
+
+def _start(seed: int) -> datetime:
+    return datetime(2024, 5, 1, 12, 0) + timedelta(minutes=seed)
+
+
+def save_fold(store: Any, run_id: str, fold: int, labels: list[int], predictions: list[int],
+               n_classes: int, selection: str) -> None:
+    probabilities = np.full((len(labels), n_classes), 0.1 / max(n_classes - 1, 1), dtype=np.float32)
+    probabilities[np.arange(len(labels)), predictions] = 0.9
+    curves = [(epoch, name, value) for epoch in range(EPOCHS) for name, value in (
+        ("train_loss", 1.5 / (epoch + 1) + 0.05 * fold), ("lr", 0.001 * (1 - epoch / EPOCHS)),
+        (f"{selection}_mean_class_accuracy", 0.5 + 0.05 * epoch - 0.02 * fold))]
+    selected = EPOCHS - 1 if selection == "final" else EPOCHS - 2
+    store.save_fold(run_id, fold, {
+        "selected_epoch": selected, "selection": {"rule": selection, "epoch": selected}, "n_train": 40,
+        "n_val": 4 if selection == "val" else 0, "n_test": len(labels), "train_seconds": 12.5,
+        "eval_seconds": 0.4, "images_per_second": 320.0,
+    }, [f"s{fold}-{i:02d}" for i in range(len(labels))], np.array(labels), probabilities, curves)
+    y, p = np.array(labels), np.array(predictions)
+    store.save_fold_metrics(run_id, fold, {
+        name: float(getattr(metrics, name)(y, p, probabilities, n_classes))
+        for name in ("accuracy", "mean_class_accuracy", "macro_f1")})
+
+
+def build_example(db: Path) -> Any:
+    """A small results database of hand-checkable runs (tests/test_leaderboard.py checks its pages): 2 methods x 2 seeds x 2 folds of completed runs, plus a failed and a running run."""
+    from ferbench.store import Store
+
+    store = Store(db)
+    store.save_manifest(f"man-{DATASET}", DATASET, PROTOCOL, {"folds": [{"test": []}, {"test": []}]})
+    for (method, seed), per_fold in PREDICTIONS.items():
+        run_id = f"{method}-s{seed}"
+        insert_run(store, run_id, method, seed, "running", SELECTION[method])
+        for fold, predictions in per_fold.items():
+            save_fold(store, run_id, fold, LABELS[fold], predictions, len(CLASSES), SELECTION[method])
+        store.update_run(run_id, status="completed", ended_at=_start(seed) + timedelta(minutes=3))
+    insert_run(store, "beta_net-s2", "beta_net", 2, "running", "test")
+    save_fold(store, "beta_net-s2", 0, LABELS[0], LABELS[0], len(CLASSES), "test")
+    store.update_run("beta_net-s2", status="failed", error="RuntimeError('CUDA out of memory')")
+    insert_run(store, "alpha_net-s3", "alpha_net", 3, "running", "val")
+    return store
+
+

@@ -43,9 +43,12 @@ FILES: dict[str, Callable[[Path], None]] = {
     "deep.yaml": lambda p: p.write_text("train: " + "[" * 100 + "]" * 100 + "\n"),
     "nan.yaml": lambda p: p.write_text("optim:\n  lr: .nan\n"),
     "section.yaml": lambda p: p.write_text("train: 5\n"),
-    "papers-value.yaml": lambda p: p.write_text("version: 1\nresults:\n  - {method: m, value: n/a}\n"),
-    "papers-list.yaml": lambda p: p.write_text("version: 1\nresults: 3\n"),
-    "papers-bomb.yaml": lambda p: p.write_text(_alias_bomb(12) + "version: 1\nresults: []\n"),
+    "papers-value.yaml": lambda p: p.write_text(
+        "version: 2\nsources: {s: {title: S}}\nsettings: {x: {dataset: rafdb, protocol: official, classes: 7, "
+        "training: t, selection: s}}\ntables:\n  - {source: s, table: T1, metric: accuracy, columns: [x], "
+        "rows: [{method: m, values: [n/a]}]}\n"),
+    "papers-list.yaml": lambda p: p.write_text("version: 2\nsources: {}\nsettings: {}\ntables: 3\n"),
+    "papers-bomb.yaml": lambda p: p.write_text(_alias_bomb(12) + "version: 2\ntables: []\n"),
     "a-file": lambda p: p.write_text("not a folder\n"),
 }
 
@@ -108,8 +111,8 @@ CASES: list[tuple[list[str], list[str]]] = [
     (["export", "--out", "<a-file>/sub"], ["is not a folder", "a-file is a file"]),
     (["leaderboard", "--db", "<missing.duckdb>", "--out", "<site>"], ["no results database at", "missing.duckdb"]),
     (["export", "--db", "<missing.duckdb>", "--out", "<site>"], ["no results database at", "missing.duckdb"]),
-    (["leaderboard", "--out", "<site>", "--paper-results", "<papers-value.yaml>"], ["papers-value.yaml", "results[0]"]),
-    (["leaderboard", "--out", "<site>", "--paper-results", "<papers-list.yaml>"], ["'results' must be a list"]),
+    (["leaderboard", "--out", "<site>", "--paper-results", "<papers-value.yaml>"], ["papers-value.yaml", "rows[0] (m): value 'n/a'"]),
+    (["leaderboard", "--out", "<site>", "--paper-results", "<papers-list.yaml>"], ["'tables' must be a list"]),
     (["leaderboard", "--out", "<site>", "--paper-results", "<papers-bomb.yaml>"], ["more than 100 YAML aliases"]),
     (["leaderboard", "--out", "<site>", "--paper-results", "<binary.yaml>"], ["is a binary file"]),
 ]

@@ -107,3 +107,28 @@ def test_contributing_references_engine_defaults_emotions_and_file_helpers() -> 
         for _, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ == module.__name__ and not fn.__name__.startswith("_"):
                 assert f"| `{_short_signature(fn)}` |" in helpers, f"{_short_signature(fn)} is not in the reference"
+
+
+def test_readme_screenshots_and_the_committed_demo_site_open_without_installing_anything() -> None:
+    """The README's leaderboard screenshots exist, and leaderboards/synthfer-demo/ is a small, self-contained
+    site: every page's links resolve inside it, nothing is fetched from elsewhere, no file is large."""
+    from urllib.parse import unquote, urlparse
+
+    from conftest import foreign_scripts
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme)
+    assert {"docs/images/leaderboard-board.png", "docs/images/leaderboard-run.png"} <= set(images)
+    assert all((ROOT / image).is_file() and (ROOT / image).stat().st_size < 600_000 for image in images)
+    site = ROOT / "leaderboards" / "synthfer-demo"
+    pages = sorted(site.rglob("*.html"))
+    assert (site / "index.html") in pages and (site / "data" / "predictions.parquet").is_file()
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not foreign_scripts(text) and not re.search(r"""(?:src|href)=["']?(?:https?:)?//""", text), page
+        for link in re.findall(r'(?:href|src)="([^"#]*)', text):
+            if link and not link.startswith(("https:", "http:")):
+                assert (page.parent / unquote(urlparse(link).path)).resolve().is_file(), (page, link)
+    files = [path for path in site.rglob("*") if path.is_file()]
+    assert max(path.stat().st_size for path in files) < 2_000_000
+    assert sum(path.stat().st_size for path in files) < 12_000_000
