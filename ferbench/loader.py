@@ -1,9 +1,11 @@
 """Mini-batches straight from uint8 arrays held in memory (or memory-mapped).
 
 No per-sample Python: each batch is one fancy-index gather, one host-to-device copy and batch-wise
-augmentation on the device. A background thread gathers the next batch while the model computes
-on the current one, so data loading does not starve the model; on the CPU that thread also converts,
-augments and normalises the batch (torch releases the GIL), so the model's thread only computes.
+augmentation on the device. On an accelerator a background thread gathers (and pins) the next batch
+while the device computes on the current one, so data loading does not starve the model. On the CPU
+batches are prepared inline: torch's intra-op threads already occupy every core, and a producer thread
+competing with them cost 15-20 % of training throughput on the 2-core machine (benchmarks/harness_overhead.py),
+against 3 % for the preparation itself.
 A method that wants several augmented views of each image gets them from independent draws of the
 same seeded generator, so an epoch replays exactly on resume. In a distributed run each rank trains on
 its shard of every epoch's order (:meth:`ferbench.distributed.World.shard`).
@@ -58,7 +60,7 @@ class ArrayBatches:
         self.views = views if train else 1
         self.world = world if train and world is not None else World()  # only training batches are sharded
         self.pin = device.type == "cuda"
-        self.prepare_in_background = device.type == "cpu"
+        self.prefetch = device.type != "cpu"
 
     def __len__(self) -> int:
         rows = len(self.rows) // self.world.size if self.world.distributed else len(self.rows)
@@ -88,9 +90,12 @@ class ArrayBatches:
             host = {name: x.pin_memory() for name, x in host.items()}
         return host, labels, torch.from_numpy(rows)
 
-    def _host_batches(self, order: np.ndarray, prepare: Any) -> Iterator[Any]:
-        """Gather batches (and, on the CPU, prepare them with ``prepare``) in a background thread, at
-        most two ahead."""
+    def _host_batches(self, order: np.ndarray) -> Iterator[Any]:
+        """Gathered host batches, from a background thread at most two ahead when ``prefetch``."""
+        if not self.prefetch:
+            for start in range(0, len(order), self.batch_size):
+                yield self._gather(order[start:start + self.batch_size])
+            return
         slots: queue.Queue[Any] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
@@ -100,7 +105,7 @@ class ArrayBatches:
                     if stop.is_set():
                         return
                     item = self._gather(order[start:start + self.batch_size])
-                    slots.put(prepare(*item) if self.prepare_in_background else item)
+                    slots.put(item)
             except BaseException as exc:  # surfaced in the consumer
                 slots.put(exc)
             slots.put(_STOP)
@@ -139,5 +144,5 @@ class ArrayBatches:
                          labels=labels.to(self.device, non_blocking=True), rows=rows,
                          soft_labels=None if soft is None else soft.to(self.device, non_blocking=True))
 
-        for item in self._host_batches(self._order(epoch), prepare):
-            yield item if self.prepare_in_background else prepare(*item)
+        for item in self._host_batches(self._order(epoch)):
+            yield prepare(*item)

@@ -16,6 +16,12 @@ import pytest
 
 from ferbench import metrics
 
+#: pytest-xdist's workers share the cores: each worker, and each ferbench process a test starts, uses its
+#: share of them (set before anything imports torch), so parallel tests do not oversubscribe the CPU.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+
 #: Settings that make vit-baseline/synthfer runs take a few seconds on a CPU.
 FAST = ["--preset", "tiny", "--set", "dataset.samples=420", "--set", "dataset.subjects=20",
         "--set", "data.image_size=32", "--set", "model.depth=2", "--set", "train.epochs=2"]

@@ -132,6 +132,23 @@ def test_loader_covers_rows_once_in_seeded_order() -> None:
     assert batch.labels.tolist() == labels[rows].tolist()
 
 
+def test_prefetching_thread_yields_the_inline_batches_and_surfaces_errors() -> None:
+    """Accelerators gather in a background thread, the CPU inline: both give the same augmented batches."""
+    images = np.random.default_rng(1).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    norm = Normalizer({"rgb": ([0.5] * 3, [0.25] * 3)}, torch.device("cpu"))
+    loader = ArrayBatches({"rgb": images}, np.arange(10) % 3, np.arange(10), 3, torch.device("cpu"), norm, train=True,
+                          augment_cfg={"hflip": True}, seed=5)
+    assert not loader.prefetch
+    inline = [(batch.rows.tolist(), batch.rgb) for batch in loader.epoch(2)]
+    loader.prefetch = True
+    threaded = [(batch.rows.tolist(), batch.rgb) for batch in loader.epoch(2)]
+    assert [rows for rows, _ in threaded] == [rows for rows, _ in inline] and len(inline) == 4
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(inline, threaded))
+    loader.arrays = {"rgb": images[:4]}  # rows beyond the array: the thread's IndexError reaches the consumer
+    with pytest.raises(IndexError):
+        list(loader.epoch(0))
+
+
 def test_layer_decay_finds_the_vit_blocks_when_the_vit_is_wrapped() -> None:
     import timm
 
