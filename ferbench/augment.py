@@ -47,9 +47,11 @@ def random_affine(inputs: dict[str, torch.Tensor], cfg: Mapping[str, Any], gener
     degrees, (s_low, s_high), shift = cfg["rotate_degrees"], cfg["scale"], cfg["translate"]
     if not (degrees or s_low != 1.0 or s_high != 1.0 or shift):
         if flip.any():
-            mask = flip.to(device).view(-1, 1, 1, 1)
+            chosen_rows = flip.to(device)
             for name, x in inputs.items():
-                inputs[name] = torch.where(mask, x.flip(-1), x)
+                flipped = x.clone()  # the caller's tensors stay as they were
+                flipped[chosen_rows] = x[chosen_rows].flip(-1)
+                inputs[name] = flipped
         return
     angle = _uniform(generator, n, -degrees, degrees) * math.pi / 180
     scale = _uniform(generator, n, s_low, s_high)

@@ -36,7 +36,7 @@ class Normalizer:
                       for name, (mean, std) in stats.items()}
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {name: (x - self.stats[name][0]) / self.stats[name][1] for name, x in inputs.items()}
+        return {name: x.sub(self.stats[name][0]).div_(self.stats[name][1]) for name, x in inputs.items()}
 
     def from_uint8(self, name: str, pixels: torch.Tensor) -> torch.Tensor:
         """Normalise ``[B, C, H, W]`` uint8 pixels in one pass (no intermediate ``[0, 1]`` tensor)."""
@@ -139,7 +139,9 @@ class ArrayBatches:
 
         def prepare(host: dict[str, torch.Tensor], labels: torch.Tensor, rows: torch.Tensor) -> Batch:
             soft = host.pop("_soft_labels", None)
-            pixels = {name: x.to(self.device, non_blocking=True).permute(0, 3, 1, 2) for name, x in host.items()}
+            # channels first in memory too: the conversions and augmentations run twice as fast as on strides
+            pixels = {name: x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
+                      for name, x in host.items()}
             return Batch(views=[self._view(pixels, generator) for _ in range(self.views)],
                          labels=labels.to(self.device, non_blocking=True), rows=rows,
                          soft_labels=None if soft is None else soft.to(self.device, non_blocking=True))
