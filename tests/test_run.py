@@ -87,7 +87,7 @@ def test_export_csv_and_parquet(fb_env: dict[str, str], tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tiny_vit_learns_synthfer_well_above_chance(fb_env: dict[str, str]) -> None:
-    """The README's figure: the tiny preset on default synthfer, under a minute on a 2-core CPU."""
+    """The README's figure: the tiny preset on default synthfer, about two minutes on a 2-core CPU."""
     summary = ferbench_json("run", "-m", "vit-baseline", "-d", "synthfer", "--preset", "tiny", env=fb_env)
     assert summary["aggregate"]["mean_class_accuracy"]["mean"] > 0.40  # chance is 1/7
     assert summary["aggregate"]["accuracy"]["mean"] > 0.60  # majority class (happiness) is ~37%
