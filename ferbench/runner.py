@@ -98,7 +98,7 @@ class Runner:
         run_key = self._run_key(manifest, folds)
         lock = self._run_lock(run_key, todo, folds)
         asked = datetime.now()
-        waited = self.world.share(lambda: self._take(lock)) if lock is not None else self.world.share(lambda: False)
+        waited = self.world.share(lambda: lock is not None and self._take(lock))  # rank 0 holds the lock
         try:
             finished = self.world.share(lambda: self._completed_since(run_key, asked)) if waited else None
             if finished is not None:
