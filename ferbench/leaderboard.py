@@ -262,6 +262,25 @@ def _cross_dataset(runs: list[RunView], boards: list[Board]) -> dict[str, Any] |
 
 # --- rendering -------------------------------------------------------------------------------------
 
+class _Site:
+    """The output folder and the Jinja environment pages are rendered with (``root`` leads back to the top)."""
+
+    def __init__(self, store: Store, out_dir: Path, draws: int) -> None:
+        self.out_dir, self.env = Path(out_dir), _environment()
+        for folder in ("runs", "samples"):
+            (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
+        self.common = {"version": __version__, "db_path": str(store.path), "level": int(LEVEL * 100), "draws": draws,
+                       "generated": when(datetime.now().replace(microsecond=0))}
+
+    def write(self, template: str, target: str, root: str = "", **context: Any) -> None:
+        html = self.env.get_template(template).render(root=root, **self.common, **context)
+        (self.out_dir / target).write_text(html, encoding="utf-8")
+
+    def write_static(self) -> None:
+        for name in STATIC_FILES:
+            (self.out_dir / name).write_text(self.env.get_template(name).render(), encoding="utf-8")
+
+
 def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[PaperResult] | None = None,
                        draws: int = DRAWS) -> Path:
     """Write the static leaderboard of ``store`` into ``out_dir``; returns the path of ``index.html``.
@@ -272,24 +291,35 @@ def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[Pape
     """
     runs, fold_counts = _load_runs(store)
     papers = list(paper_results or ())
-    out_dir = Path(out_dir)
-    for folder in ("runs", "samples"):
-        (out_dir / folder).mkdir(parents=True, exist_ok=True)
-    env = _environment()
+    site = _Site(store, out_dir, draws)
     installed = _Installed(needed=bool(runs or papers))
     rows = compare_keys(papers, installed.preset_values)
     pretraining = [run for run in runs if run.kind == RunKind.PRETRAIN]
     scored = [run for run in runs if run.kind != RunKind.PRETRAIN]
     boards = build_boards(scored, fold_counts, rows, installed.option_labels)
-    common = {"version": __version__, "db_path": str(store.path), "generated": when(datetime.now().replace(microsecond=0)),
-              "level": int(LEVEL * 100), "draws": draws}
+    site.write_static()
+    compare = _write_runs(site, store, boards, pretraining, draws)
+    checks = verify(rows, boards, installed.methods)
+    by_key = {check.paper.key: check for check in checks}
+    _write_boards(site, boards, compare, by_key)
+    methods = sorted({str(run.row.get("method")) for board in boards for run in board.runs}
+                     | {row.method for row in rows if row.method})
+    site.write("index.html", "index.html", boards=boards, methods=methods, n_runs=len(runs),
+               n_pretraining=len(pretraining), matrix=_index_rows(boards, rows, by_key, methods),
+               cross=_cross_dataset(scored, boards), n_published=len(rows), installed=set(installed.methods),
+               statuses=list(Verification))
+    site.write("published.html", "published.html", checks=checks, option_text=option_text, statuses=list(Verification))
+    if pretraining:
+        site.write("pretraining.html", "pretraining.html", runs=pretraining)
+    export_site_data(store, site.out_dir, rows, checks, boards)
+    site.write("data.html", "data.html", tables=sorted(p.name for p in (site.out_dir / "data").glob("*.parquet")))
+    return site.out_dir / "index.html"
 
-    def write(template: str, target: str, root: str, **context: Any) -> None:
-        html = env.get_template(template).render(root=root, **common, **context)
-        (out_dir / target).write_text(html, encoding="utf-8")
 
-    for name in STATIC_FILES:
-        (out_dir / name).write_text(env.get_template(name).render(), encoding="utf-8")
+def _write_runs(site: _Site, store: Store, boards: list[Board], pretraining: list[RunView],
+                draws: int) -> dict[str, dict[str, Any]]:
+    """Annotate each board with its bootstrap statistics and write its runs' pages (and the pre-training
+    runs'); returns each board's head-to-head comparison data."""
     cache = store.artifacts_dir / "cache" / "bootstrap"
     compare: dict[str, dict[str, Any]] = {}
     for board in boards:
@@ -297,34 +327,28 @@ def render_leaderboard(store: Store, out_dir: Path, paper_results: Iterable[Pape
         annotate_board(board, samples, cache, draws)
         compare[board.key] = compare_data(board, samples)
         for run in board.runs:
-            _write_run(write, store, run, board, samples[run.run_id], out_dir)
+            _write_run(site, store, run, board, samples[run.run_id])
     for run in pretraining:
-        _write_run(write, store, run, None, RunSamples(run.run_id), out_dir)
-    checks = verify(rows, boards, installed.methods)
-    by_key = {check.paper.key: check for check in checks}
+        _write_run(site, store, run, None, RunSamples(run.run_id))
+    return compare
+
+
+def _write_boards(site: _Site, boards: list[Board], compare: dict[str, dict[str, Any]],
+                  checks: dict[str, Check]) -> None:
+    """Each board's page and its CSV."""
     for board in boards:
         columns = metric_columns(board)
         statuses = {i: str(_entry_status(entry) or "") for i, entry in enumerate(board.entries)}
-        (out_dir / board.page.replace(".html", ".csv")).write_text(board_csv(board, statuses, columns, percent), encoding="utf-8")
-        write("dataset.html", board.page, "", board=board, metric_columns=columns, checks=by_key,
-              facts=[facts(entry) for entry in board.entries], statuses=[_entry_status(e) for e in board.entries],
-              compare=compare[board.key], csv=board.page.replace(".html", ".csv"), option_text=option_text)
-    methods = sorted({str(run.row.get("method")) for board in boards for run in board.runs}
-                     | {row.method for row in rows if row.method})
-    write("index.html", "index.html", "", boards=boards, methods=methods, n_runs=len(runs), n_pretraining=len(pretraining),
-          matrix=_index_rows(boards, rows, by_key, methods), cross=_cross_dataset(scored, boards),
-          n_published=len(rows), installed=set(installed.methods), statuses=list(Verification))
-    write("published.html", "published.html", "", checks=checks, option_text=option_text, statuses=list(Verification))
-    if pretraining:
-        write("pretraining.html", "pretraining.html", "", runs=pretraining)
-    export_site_data(store, out_dir, rows, checks, boards)
-    write("data.html", "data.html", "", tables=sorted(p.name for p in (out_dir / "data").glob("*.parquet")))
-    return out_dir / "index.html"
+        csv = board.page.replace(".html", ".csv")
+        (site.out_dir / csv).write_text(board_csv(board, statuses, columns, percent), encoding="utf-8")
+        site.write("dataset.html", board.page, board=board, metric_columns=columns, checks=checks,
+                   facts=[facts(entry) for entry in board.entries], statuses=[_entry_status(e) for e in board.entries],
+                   compare=compare[board.key], csv=csv, option_text=option_text)
 
 
-def _write_run(write: Any, store: Store, run: RunView, board: Board | None, samples: RunSamples, out_dir: Path) -> None:
+def _write_run(site: _Site, store: Store, run: RunView, board: Board | None, samples: RunSamples) -> None:
     """The run page and, for a scored run, its per-sample browser."""
-    write("run.html", run.page, "../", **run_context(store, run, board, samples, out_dir))
+    site.write("run.html", run.page, "../", **run_context(store, run, board, samples, site.out_dir))
     if board is not None:
-        write("samples.html", run.samples_page, "../", run=run, board=board, data=sample_rows(run, samples),
-              page_rows=SAMPLE_PAGE_ROWS, cap=SAMPLE_ROWS_CAP)
+        site.write("samples.html", run.samples_page, "../", run=run, board=board, data=sample_rows(run, samples),
+                   page_rows=SAMPLE_PAGE_ROWS, cap=SAMPLE_ROWS_CAP)
