@@ -22,6 +22,7 @@ def run_page_images(site: Path, run_id: str) -> list[Path]:
     return [site / "runs" / part.split('"')[0] for part in page.split('<img src="')[1:]]
 
 
+@pytest.mark.slow
 def test_tiny_pretrain_then_pfvit_fine_tune_beats_chance_and_shows_both_grids(fb_env: dict[str, str],
                                                                               tmp_path: Path) -> None:
     pre = ferbench_json("pretrain", "-m", "mae", "-d", "synthfer", *TINY, env=fb_env)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import FAST, ferbench_json, wait_for
 from ferbench.store import Store
@@ -16,6 +17,7 @@ ARGS = ["run", "-m", "vit-baseline", "-d", "synthfer", *FAST, "--set", "dataset.
         "--set", "train.epochs=4", "--protocol", "random-60-40", "--fold", "1"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(fb_env: dict[str, str], tmp_path: Path) -> None:
     db = Path(fb_env["FERBENCH_DB"])
     proc = subprocess.Popen([sys.executable, "-m", "ferbench", *ARGS], env=fb_env, stdout=subprocess.DEVNULL,
@@ -47,6 +49,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(fb_env: dict[str, s
     assert json.dumps(resumed["folds"]) == json.dumps(clean["folds"])
 
 
+@pytest.mark.slow
 def test_interrupted_run_is_marked_and_a_finished_run_is_not_resumed(fb_env: dict[str, str]) -> None:
     db = Path(fb_env["FERBENCH_DB"])
     proc = subprocess.Popen([sys.executable, "-m", "ferbench", *ARGS], env=fb_env, stdout=subprocess.DEVNULL,

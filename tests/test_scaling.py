@@ -69,6 +69,7 @@ def _wait_for_rows(store: Store, sql: str, timeout: float = 300) -> list[dict[st
     raise AssertionError(f"nothing matched {sql!r}")
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_score_like_one_process(fb_env: dict[str, str]) -> None:
     single = ferbench_json("run", *TINY, "--set", "train.epochs=2", "--set", "train.batch_size=16", env=fb_env)
     pair = ferbench_json("run", *TINY, "--set", "train.epochs=2", "--set", "train.batch_size=8", "--nproc", "2",
@@ -116,6 +117,7 @@ def test_linear_lr_scaling_multiplies_rates_and_schedule() -> None:
     assert np.allclose(lrs(4.0), [4 * lr for lr in lrs(1.0)])
 
 
+@pytest.mark.slow
 def test_killing_rank_1_mid_epoch_and_relaunching_resumes(fb_env: dict[str, str]) -> None:
     args = ["run", *TINY, "--set", "dataset.samples=600", "--set", "dataset.subjects=20", "--set", "train.epochs=5",
             "--set", "train.batch_size=8", "--nproc", "2"]
@@ -205,6 +207,7 @@ executor: {kind: local, workers: 2, time_minutes: 30}
 """
 
 
+@pytest.mark.slow
 def test_sweep_of_six_runs_survives_a_killed_worker(fb_env: dict[str, str], tmp_path: Path) -> None:
     sweep = tmp_path / "six.yaml"
     sweep.write_text(SWEEP)

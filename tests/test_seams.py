@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import FAST, assert_one_line_error, ferbench, ferbench_json
@@ -43,6 +44,7 @@ def test_pretraining_keeps_weights_and_images_and_a_classifier_fine_tunes_from_t
     assert again["run_id"] != tuned["run_id"], "runs from other weights never resume each other"
 
 
+@pytest.mark.slow
 def test_fine_tune_whose_test_images_the_pre_training_saw_is_refused_unless_allowed(toy_env: dict[str, str]) -> None:
     # fold 0 of the subject-5fold protocol trains on subjects that the official split tests on
     pre = pretrain(toy_env, "--protocol", "subject-5fold", "--fold", "0")
