@@ -22,12 +22,6 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked ``slow`` first (otherwise in their order): parallel workers then end together
-    instead of one waiting on a long test that started last."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
 #: Settings that make vit-baseline/synthfer runs take a few seconds on a CPU.
 FAST = ["--preset", "tiny", "--set", "dataset.samples=420", "--set", "dataset.subjects=20",
         "--set", "data.image_size=32", "--set", "model.depth=2", "--set", "train.epochs=2"]
