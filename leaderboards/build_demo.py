@@ -57,16 +57,26 @@ def train(method: str, switches: list[str], seed: int) -> None:
     print(f"  {method} seed {seed}: done", flush=True)
 
 
-def completed(kind: str) -> dict[tuple[str, int], str]:
-    """(method, seed) -> run id of the completed runs of ``kind`` in the demo database."""
+def completed(kind: str) -> dict[tuple[str, int], tuple[str, str]]:
+    """(method, seed) -> (run id, config hash) of the completed runs of ``kind`` in the demo database."""
     if not (ROOT / DB).exists():
         return {}
     sys.path.insert(0, str(ROOT))
     from ferbench.store import Store
 
-    rows = Store(ROOT / DB).query("SELECT method, seed, run_id FROM runs WHERE status = 'completed' AND kind = ? "
-                                  "ORDER BY started_at", [kind])
-    return {(row["method"], row["seed"]): row["run_id"] for row in rows}
+    rows = Store(ROOT / DB).query("SELECT method, seed, run_id, config_hash FROM runs WHERE status = 'completed' "
+                                  "AND kind = ? ORDER BY started_at", [kind])
+    return {(row["method"], row["seed"]): (row["run_id"], row["config_hash"]) for row in rows}
+
+
+def planned_hash(method: str, switches: list[str]) -> str:
+    """The config hash ``ferbench run`` would record for ``method``'s tiny preset with ``switches`` today."""
+    from ferbench.config import config_hash, parse_assignment
+    from ferbench.planning import RunRequest, plan_run
+
+    request = RunRequest(method=method, dataset="synthfer", preset="tiny",
+                         assignments=[parse_assignment(switch) for switch in switches])
+    return config_hash(plan_run(request, resolve_weights=False).config)
 
 
 def build_runs(jobs: int, fresh: bool) -> None:
@@ -75,6 +85,13 @@ def build_runs(jobs: int, fresh: bool) -> None:
             stale.unlink(missing_ok=True)
         shutil.rmtree(ROOT / DB.with_name(DB.stem + "-artifacts"), ignore_errors=True)
     done = completed("train")
+    if done:  # runs of an earlier config would stand beside the new ones on the board
+        current = {method: planned_hash(method, switches) for method, switches in METHODS}
+        stale = [f"{method} seed {seed}" for (method, seed), (_, recorded) in done.items()
+                 if method in current and recorded != current[method]]
+        if stale:
+            raise SystemExit(f"the demo database holds runs of an earlier config ({', '.join(stale)}): a preset "
+                             "changed since; rebuild everything with --fresh")
     work = [(method, switches, seed) for seed in SEEDS for method, switches in METHODS if (method, seed) not in done]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(lambda item: train(*item), work))
@@ -82,7 +99,7 @@ def build_runs(jobs: int, fresh: bool) -> None:
         return
     sets = [part for switch in OTHER_DATASET for part in ("--set", switch)]
     ferbench("eval", "--method", "vit-baseline", "--dataset", "synthfer", "--weights",
-             f"run:{completed('train')[('vit-baseline', 0)]}", *sets, "--no-progress")
+             f"run:{completed('train')[('vit-baseline', 0)][0]}", *sets, "--no-progress")
     print("  vit-baseline seed 0 evaluated on the second synthetic dataset", flush=True)
 
 
